@@ -1,0 +1,96 @@
+# onexen — every target installs what it needs when it is missing, so a fresh
+# Debian 12 machine (root, Python 3.11) needs nothing but `make demo` / `make test`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE := .onexen
+VENV_STAMP := $(VENV)/.installed
+APT_STAMP := $(STATE)/apt.installed
+
+# Debian packages the suite and the demo use:
+#   openssh-server   the real sshd in front of every simulated Xen host
+#   openssh-client   ssh for migrations between simulated hosts
+#   xen-utils-4.17   the real libxl config parser (`xl -N create`)
+#   gcc, libc6-dev   to build the small preload shim that lets `xl -N` run without Xen
+#   iproute2 procps  network namespaces and process tools used by tests
+APT_PACKAGES := openssh-server openssh-client xen-utils-4.17 gcc libc6-dev iproute2 procps coreutils
+
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+
+.PHONY: help install demo up test test-fast pytest lint protos check-protos compose-check bench clean
+
+help:
+	@echo "make demo          start the stack, show it working, stop it"
+	@echo "make test          install what is missing and run the whole suite"
+	@echo "make test-fast     the quick tiers only (no sshd, no subprocess services)"
+	@echo "make up            run three services and two simulated Xen hosts in the foreground"
+	@echo "make protos        regenerate onexen/v1 from protos/"
+	@echo "make check-protos  fail when onexen/v1 is stale"
+	@echo "make lint          ruff + mypy"
+	@echo "make bench         run every benchmark under bench/, results in bench/results/"
+
+install: $(VENV_STAMP) $(APT_STAMP)
+
+# Each package is checked with dpkg so a machine that has them all pays nothing.
+$(APT_STAMP):
+	@mkdir -p $(STATE)
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run as root: apt-get install -y$$missing" >&2; exit 1; fi; \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV_STAMP): pyproject.toml $(APT_STAMP)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+	@touch $@
+
+demo: install
+	@$(PY) -m stack demo
+
+up: install
+	@$(PY) -m stack up
+
+protos: $(VENV_STAMP)
+	@tools/genprotos.sh .
+	@echo "regenerated onexen/v1"
+
+check-protos: $(VENV_STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	tools/genprotos.sh $$tmp >/dev/null; \
+	if ! diff -r -q -x __pycache__ $$tmp/onexen/v1 onexen/v1; then \
+	    echo "onexen/v1 is stale: run 'make protos' and commit the result" >&2; exit 1; fi; \
+	echo "generated code matches protos/"
+
+lint: $(VENV_STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+compose-check: $(VENV_STAMP)
+	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+pytest: install
+	@$(PY) -m pytest $(PYTEST_FLAGS)
+
+test: install check-protos lint compose-check pytest
+
+test-fast: install
+	@$(PY) -m pytest $(PYTEST_FLAGS) -m "not slow and not xen"
+
+bench: install
+	@mkdir -p bench/results
+	@set -e; for b in bench/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(PY) "$$b"; done
+
+clean:
+	rm -rf $(STATE) build *.egg-info

@@ -1,0 +1,1 @@
+"""The local stack: three services and simulated Xen hosts, for `make up` and `make demo`."""
