@@ -22,7 +22,9 @@ def check(address: str, service: str = "", timeout: float = 3.0) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="onexen-healthcheck", description=__doc__)
     parser.add_argument("address", help="host:port of a onexen service")
-    parser.add_argument("service", nargs="?", default="", help="e.g. onexen.v1.ExecutorService; empty = server")
+    parser.add_argument(
+        "service", nargs="?", default="", help="e.g. onexen.v1.ExecutorService; empty = server"
+    )
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     try:

@@ -31,7 +31,9 @@ def run_demo(stack: Stack) -> int:
     step("Starting two simulated Xen hosts (real OpenSSH sshd, simulated xl) and the three services")
     with stack:
         for host in stack.hosts:
-            say(f"  host {host.name}: sshd on {host.address}:{host.port}, known_hosts {host.known_hosts_path}")
+            say(
+                f"  host {host.name}: sshd on {host.address}:{host.port}, known_hosts {host.known_hosts_path}"
+            )
         for name, service in stack.services.items():
             say(f"  {name:<10} listening on {service.address} (log {service.log_path})")
 
@@ -39,7 +41,9 @@ def run_demo(stack: Stack) -> int:
         for name, service in stack.services.items():
             with grpc.insecure_channel(service.address) as channel:
                 health = health_pb2_grpc.HealthStub(channel)
-                status = health.Check(health_pb2.HealthCheckRequest(service=FULL_NAMES[name]), timeout=5).status
+                status = health.Check(
+                    health_pb2.HealthCheckRequest(service=FULL_NAMES[name]), timeout=5
+                ).status
             say(f"  {FULL_NAMES[name]}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
             say(f"  $ grpcurl -plaintext {service.address} list")
             for line in grpcurl("-plaintext", service.address, "list"):
@@ -64,7 +68,8 @@ def run_demo(stack: Stack) -> int:
 
         step("Bad input gets a clear error: INVALID_ARGUMENT naming the field")
         translator = stack.services["translator"].address
-        say(f"  $ grpcurl -plaintext -d '{{\"vm_xml\": \"\"}}' {translator} onexen.v1.TranslatorService/Translate")
+        request = '{"vm_xml": ""}'
+        say(f"  $ grpcurl -plaintext -d '{request}' {translator} onexen.v1.TranslatorService/Translate")
         with grpc.insecure_channel(translator) as channel:
             stub = translator_pb2_grpc.TranslatorServiceStub(channel)
             try:

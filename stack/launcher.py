@@ -17,9 +17,9 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from simxen.host import SimHost
 
 from services.executor.inventory import render_inventory
-from simxen.host import SimHost
 
 SERVICES: dict[str, int] = {"translator": 50051, "executor": 50052, "monitor": 50053}
 FULL_NAMES = {
@@ -130,7 +130,12 @@ class Stack:
         command = [sys.executable, "-m", f"services.{name}.main", "--port", str(port), *extra]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
         log.close()
         return ServiceProcess(name=name, address=f"127.0.0.1:{port}", log_path=log_path, process=process)

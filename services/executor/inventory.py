@@ -159,7 +159,9 @@ def parse_inventory(text: str, *, source: str = "inventory", base_dir: Path | No
         raise InventoryError(f"{source}: {exc}") from exc
     unknown_tables = set(document) - {"defaults", "hosts"}
     if unknown_tables:
-        raise InventoryError(f"{source}: unknown table(s) {sorted(unknown_tables)}; expected [defaults] and [hosts.NAME]")
+        raise InventoryError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; expected [defaults] and [hosts.NAME]"
+        )
 
     defaults_table = _table(document.get("defaults", {}), f"{source} [defaults]")
     defaults = _apply(HostSettings(name="", address=""), defaults_table, f"{source} [defaults]", base_dir)
@@ -207,7 +209,9 @@ def _coerce(values: Mapping[str, Any], where: str, base_dir: Path | None) -> dic
         elif kind == "bool":
             out[name] = _as_bool(value, f"{where}: {name}")
         elif name == "datastore_roots":
-            if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("/") for v in value):
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) and v.startswith("/") for v in value
+            ):
                 raise InventoryError(f"{where}: datastore_roots must be a list of absolute paths")
             out[name] = tuple(v.rstrip("/") or "/" for v in value)
         else:
@@ -276,7 +280,13 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     text = str(value)
     escaped = "".join(
-        "\\\\" if c == "\\" else '\\"' if c == '"' else f"\\u{ord(c):04x}" if ord(c) < 0x20 or c == "\x7f" else c
+        "\\\\"
+        if c == "\\"
+        else '\\"'
+        if c == '"'
+        else f"\\u{ord(c):04x}"
+        if ord(c) < 0x20 or c == "\x7f"
+        else c
         for c in text
     )
     return f'"{escaped}"'

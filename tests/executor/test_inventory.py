@@ -66,7 +66,12 @@ def test_defaults_apply_to_every_host_and_unknown_names(tmp_path: Path) -> None:
     assert xen1.default_file_prefix == "tap2:tapdisk:aio"
     assert (inv.host("xen2").user, inv.host("xen2").force_destroy) == ("root", False)
     other = inv.host("node7.example")
-    assert (other.name, other.address, other.port, other.shutdown_timeout) == ("node7.example", "node7.example", 22, 60)
+    assert (other.name, other.address, other.port, other.shutdown_timeout) == (
+        "node7.example",
+        "node7.example",
+        22,
+        60,
+    )
     assert inv.names() == ["xen1", "xen2"]
 
 

@@ -1,0 +1,1 @@
+"""The onexen service processes: `services.<name>.main:main` for each console script."""

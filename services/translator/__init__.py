@@ -1,0 +1,1 @@
+"""onexen-translator: see servicer.py for the RPCs and main.py for the process."""
