@@ -1,0 +1,1 @@
+"""Maintenance scripts for simxen (not imported at run time)."""

@@ -1,0 +1,591 @@
+"""A simulated Xen host: a real OpenSSH sshd on 127.0.0.1 whose xl, xentop and sudo are simxen's.
+
+Layout of ``workdir`` (shared by the hosts of one "cluster")::
+
+    client_key, client_key.pub   the key every host authorises (and hosts use to reach each other)
+    known_hosts                  all hosts' keys, ``[127.0.0.1]:PORT ssh-ed25519 ...``
+    ssh_config                   ``Host xen1`` -> 127.0.0.1:PORT, key, known_hosts, strict checking
+    <name>/                      one host: sshd_config, host keys, authorized_keys, known_hosts,
+                                 sshd.log, state/ (the simulated toolstack's state), bin/
+
+How commands run over SSH find the simulation: sshd's ``SetEnv`` puts ``<name>/bin`` first in
+PATH (and exports SIMXEN_STATE).  The scripts in ``bin/`` also carry their host's state dir
+themselves, so ``sudo`` (which real hosts reset the environment for) and direct calls of
+``host.xl_path`` reach the right host too.  ``bin/ssh`` and ``bin/scp`` add ``-F ssh_config`` so
+that ``xl migrate DOMAIN xen2`` reaches the other simulated host by name, as in a real cluster.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from simxen import inject, xlparse
+from simxen.facts import HostFacts
+from simxen.store import Store
+
+SSHD = "/usr/sbin/sshd"
+SSH = "/usr/bin/ssh"
+SCP = "/usr/bin/scp"
+SSH_KEYGEN = "/usr/bin/ssh-keygen"
+ADDRESS = "127.0.0.1"
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+_START_MARK = "simxen: starting sshd"
+
+
+class SimHostError(RuntimeError):
+    pass
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SimHostError(f"{shlex.join(argv)} failed: {proc.stderr.strip()}")
+
+
+def _keygen(path: Path, kind: str, comment: str) -> None:
+    if path.exists():
+        return
+    bits = ["-b", "2048"] if kind == "rsa" else []
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    for p in (tmp, tmp.with_name(tmp.name + ".pub")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    _run([SSH_KEYGEN, "-q", "-t", kind, *bits, "-N", "", "-C", comment, "-f", str(tmp)])
+    os.replace(tmp.with_name(tmp.name + ".pub"), path.with_name(path.name + ".pub"))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: Path) -> Iterator[None]:
+    with open(workdir / ".simxen.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((ADDRESS, 0))
+        return int(s.getsockname()[1])
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _sshd_quote(value: str) -> str:
+    if '"' in value or "\n" in value:
+        raise SimHostError(f"cannot put {value!r} into sshd_config")
+    return f'"{value}"' if any(c.isspace() for c in value) else value
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``, children before their parents' parents (leaves first)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    order: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            order.append(child)
+            todo.append(child)
+    return list(reversed(order))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"  # a zombie is dead, whoever reaps it
+
+
+def _kill_tree(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM the listener and everything it started, SIGKILL what is left after ``timeout``."""
+    victims = [*_descendants(pid), pid]
+    for p in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in victims:
+        while time.monotonic() < deadline:
+            if not _alive(p):
+                break
+            time.sleep(0.02)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+
+
+@dataclass(eq=False)
+class SimHost:
+    """One simulated host.  ``start()`` it (or ``prepare()`` it for local use without sshd)."""
+
+    name: str
+    workdir: Path
+    port: int = 0
+    user: str = field(default_factory=lambda: pwd.getpwuid(os.getuid()).pw_name)
+    address: str = ADDRESS
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _log: Any = field(default=None, repr=False)
+
+    # ----- paths -----
+    @property
+    def host_dir(self) -> Path:
+        return self.workdir / self.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.host_dir / "state"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.host_dir / "bin"
+
+    @property
+    def xl_path(self) -> Path:
+        return self.bin_dir / "xl"
+
+    @property
+    def xentop_path(self) -> Path:
+        return self.bin_dir / "xentop"
+
+    @property
+    def sudo_path(self) -> Path:
+        return self.bin_dir / "sudo"
+
+    @property
+    def key_path(self) -> Path:
+        """The client's private key (shared by the hosts of this workdir)."""
+        return self.workdir / "client_key"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        """known_hosts with only this host's keys."""
+        return self.host_dir / "known_hosts"
+
+    @property
+    def cluster_known_hosts_path(self) -> Path:
+        """known_hosts with the keys of every host started in this workdir."""
+        return self.workdir / "known_hosts"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.workdir / "ssh_config"
+
+    @property
+    def sshd_config_path(self) -> Path:
+        return self.host_dir / "sshd_config"
+
+    @property
+    def sshd_log_path(self) -> Path:
+        return self.host_dir / "sshd.log"
+
+    @property
+    def store(self) -> Store:
+        return Store(self.state_dir)
+
+    @property
+    def sshd_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self.sshd_pid is not None
+
+    # ----- life cycle -----
+    @classmethod
+    def prepare(cls, workdir: Path | str, name: str = "xen1", **facts: Any) -> SimHost:
+        """Keys, state directory and bin/ wrappers, without starting sshd."""
+        host = cls(name=name, workdir=Path(workdir).resolve())
+        host._prepare(facts)
+        return host
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path | str,
+        name: str = "xen1",
+        port: int = 0,
+        *,
+        ready_timeout: float = 15.0,
+        **facts: Any,
+    ) -> SimHost:
+        """Prepare the host and run its sshd; returns once the SSH banner is served."""
+        host = cls.prepare(workdir, name, **facts)
+        host.port = port
+        host._launch(ready_timeout)
+        return host
+
+    def _prepare(self, facts: dict[str, Any]) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise SimHostError(f"bad host name {self.name!r}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host_dir.mkdir(exist_ok=True)
+        self.bin_dir.mkdir(exist_ok=True)
+        self.store.initialise(HostFacts().updated(**{"hostname": self.name, **facts}))
+        self._write_wrappers()
+
+    def _prepare_keys(self) -> None:
+        """Client key (shared by the workdir), host keys, authorized_keys; kept across restarts."""
+        with _workdir_lock(self.workdir):
+            _keygen(self.key_path, "ed25519", f"simxen-client@{self.workdir.name}")
+        _keygen(self.host_dir / "ssh_host_ed25519_key", "ed25519", f"simxen-{self.name}")
+        _keygen(self.host_dir / "ssh_host_rsa_key", "rsa", f"simxen-{self.name}")
+        _write(self.host_dir / "authorized_keys", (self.workdir / "client_key.pub").read_text(), 0o600)
+
+    def _write_wrappers(self) -> None:
+        try:
+            shim = str(xlparse.build_shim())
+        except xlparse.XlParserUnavailable:
+            shim = ""  # create will report it; everything else works without the parser
+        env = {"SIMXEN_STATE": str(self.state_dir), "SIMXEN_XLSHIM": shim}
+        if os.environ.get(xlparse.ENV_REAL_XL):
+            env[xlparse.ENV_REAL_XL] = os.environ[xlparse.ENV_REAL_XL]
+        exports = (
+            "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()) + "export " + " ".join(env) + "\n"
+        )
+        for tool, module in (("xl", "simxen.xl"), ("xentop", "simxen.xentop")):
+            # -I -S: no site-packages, no PYTHON* variables: a fast start that only sees simxen
+            code = f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {module} import main; sys.exit(main())"  # noqa: E501
+            _write(
+                self.bin_dir / tool,
+                f"#!/bin/sh\n# simxen: simulated {tool} of host {self.name} (generated)\n{exports}"
+                f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)} "
+                f'{shlex.quote(str(PACKAGE_ROOT))} "$@"\n',
+                0o755,
+            )
+        _write(self.sudo_path, _SUDO_SCRIPT.replace("@BIN@", shlex.quote(str(self.bin_dir))), 0o755)
+        for tool, real in (("ssh", SSH), ("scp", SCP)):
+            _write(
+                self.bin_dir / tool,
+                f"#!/bin/sh\n# simxen: reach the other simulated hosts by name\n"
+                f'exec {real} -F {shlex.quote(str(self.ssh_config_path))} "$@"\n',
+                0o755,
+            )
+
+    def _write_sshd_config(self) -> None:
+        path = f"{self.bin_dir}:{BASE_PATH}"
+        lines = [
+            f"# simxen: sshd of simulated host {self.name} (generated)",
+            f"ListenAddress {self.address}",
+            f"Port {self.port}",
+            f"HostKey {_sshd_quote(str(self.host_dir / 'ssh_host_ed25519_key'))}",
+            f"HostKey {_sshd_quote(str(self.host_dir / 'ssh_host_rsa_key'))}",
+            f"PidFile {_sshd_quote(str(self.host_dir / 'sshd.pid'))}",
+            f"AuthorizedKeysFile {_sshd_quote(str(self.host_dir / 'authorized_keys'))}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "StrictModes no",
+            "UsePAM no",
+            "PrintMotd no",
+            "MaxSessions 16",
+            "Subsystem sftp internal-sftp",
+            f"SetEnv {_sshd_quote('PATH=' + path)} {_sshd_quote('SIMXEN_STATE=' + str(self.state_dir))}",
+        ]
+        if os.getuid() == 0:
+            lines.append("PermitRootLogin prohibit-password")
+        _write(self.sshd_config_path, "\n".join(lines) + "\n", 0o600)
+
+    def _register(self) -> None:
+        """Record this host's port and keys, and rewrite the workdir's known_hosts and ssh_config."""
+        keys = [
+            " ".join((self.host_dir / f"ssh_host_{kind}_key.pub").read_text().split()[:2])
+            for kind in ("ed25519", "rsa")
+        ]
+        entry = f"[{self.address}]:{self.port}"
+        _write(self.known_hosts_path, "".join(f"{entry} {k}\n" for k in keys))
+        _write(
+            self.host_dir / "sshd.json", json.dumps({"name": self.name, "port": self.port, "user": self.user})
+        )
+        with _workdir_lock(self.workdir):
+            known, config = [], []
+            for reg in sorted(self.workdir.glob("*/sshd.json")):
+                info = json.loads(reg.read_text())
+                known.append((reg.parent / "known_hosts").read_text())
+                config.append(f"Host {info['name']}\n    HostName {self.address}\n    Port {info['port']}\n")
+            config.append(
+                "Host *\n"
+                f"    User {self.user}\n"
+                f"    IdentityFile {self.key_path}\n"
+                "    IdentitiesOnly yes\n"
+                f"    UserKnownHostsFile {self.cluster_known_hosts_path}\n"
+                "    StrictHostKeyChecking yes\n"
+                "    BatchMode yes\n"
+                "    LogLevel ERROR\n"
+            )
+            _write(self.cluster_known_hosts_path, "".join(known))
+            _write(self.ssh_config_path, "".join(config))
+
+    def _launch(self, ready_timeout: float) -> None:
+        if not os.access(SSHD, os.X_OK):
+            raise SimHostError(f"{SSHD} not found: apt-get install openssh-server")
+        if os.getuid() == 0:
+            # sshd running as root insists on its privilege-separation directory (made by
+            # systemd's unit on a real host).
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self._prepare_keys()
+        fixed_port = self.port != 0
+        for _attempt in range(5):
+            if not fixed_port:
+                self.port = _free_port()
+            self._write_sshd_config()
+            self._spawn()
+            outcome = self._wait_ready(ready_timeout)
+            if outcome == "ready":
+                self._register()
+                _running_hosts.add(self)
+                return
+            self._terminate()
+            if outcome != "port-busy" or fixed_port:
+                break
+        log = self.sshd_log_path.read_text(errors="replace") if self.sshd_log_path.exists() else ""
+        raise SimHostError(f"sshd for {self.name} did not start on port {self.port}:\n{log}")
+
+    def _spawn(self) -> None:
+        self._log = open(self.sshd_log_path, "ab")  # noqa: SIM115  (kept open while sshd runs)
+        self._log.write(f"--- {_START_MARK} {time.strftime('%F %T')} port {self.port}\n".encode())
+        self._log.flush()
+        self._proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.sshd_config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches all of it
+        )
+
+    def _wait_ready(self, timeout: float) -> str:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                log = self.sshd_log_path.read_text(errors="replace")
+                return "port-busy" if "Address already in use" in log.split(_START_MARK)[-1] else "exited"
+            try:
+                with socket.create_connection((self.address, self.port), timeout=1.0) as s:
+                    s.settimeout(2.0)
+                    # ...and it must be our sshd answering, not whoever else got the port
+                    if s.recv(64).startswith(b"SSH-2.0-") and self._proc.poll() is None:
+                        return "ready"
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return "timeout"
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill_tree(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self) -> None:
+        """Stop sshd and every process it started (sessions, commands).  State is kept."""
+        self._terminate()
+        _running_hosts.discard(self)
+
+    def restart_sshd(self, ready_timeout: float = 15.0) -> None:
+        """Restart the listener on the same port with the same keys; open sessions survive."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+        self._spawn()
+        if self._wait_ready(ready_timeout) != "ready":
+            self._terminate()
+            raise SimHostError(f"sshd for {self.name} did not come back on port {self.port}")
+
+    def __enter__(self) -> SimHost:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ----- using the host -----
+    def describe(self) -> dict[str, Any]:
+        """What ``onexen-simxen up`` prints: everything a client needs to connect."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "user": self.user,
+            "key": str(self.key_path),
+            "known_hosts": str(self.known_hosts_path),
+            "cluster_known_hosts": str(self.cluster_known_hosts_path),
+            "ssh_config": str(self.ssh_config_path),
+            "state_dir": str(self.state_dir),
+            "bin_dir": str(self.bin_dir),
+            "xl_path": str(self.xl_path),
+            "xentop_path": str(self.xentop_path),
+            "sshd_pid": self.sshd_pid,
+        }
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        """OpenSSH argv that runs ``command`` on this host with strict host-key checking."""
+        return [
+            SSH, "-F", "none", "-i", str(self.key_path), "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts_path}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", str(self.port),
+            f"{self.user}@{self.address}", *command,
+        ]  # fmt: skip
+
+    def run_xl(self, *args: str, timeout: float = 60.0, cwd: Path | str | None = None,
+               input: bytes | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run this host's simulated xl locally (no SSH)."""
+        return subprocess.run(
+            [str(self.xl_path), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )  # fmt: skip
+
+    def run_xentop(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.xentop_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    # ----- fault and event injection (see simxen.inject) -----
+    def fail(self, verb: str, *, rc: int = 1, stderr: str = "", stdout: str = "", count: int | None = None,
+             match: str | None = None) -> None:  # fmt: skip
+        inject.fail(self.store, verb, rc=rc, stderr=stderr, stdout=stdout, count=count, match=match)
+
+    def hang(self, verb: str, *, count: int | None = None, match: str | None = None) -> None:
+        inject.hang(self.store, verb, count=count, match=match)
+
+    def slow(self, verb: str, delay: float, *, count: int | None = None, match: str | None = None) -> None:
+        inject.slow(self.store, verb, delay, count=count, match=match)
+
+    def clear_faults(self, verb: str | None = None) -> None:
+        inject.clear_faults(self.store, verb)
+
+    def crash(self, dom: str | int, *, honour_on_crash: bool = False) -> None:
+        inject.crash(self.store, dom, honour_on_crash=honour_on_crash)
+
+    def guest_poweroff(self, dom: str | int) -> None:
+        inject.guest_poweroff(self.store, dom)
+
+    def guest_reboot(self, dom: str | int) -> None:
+        inject.guest_reboot(self.store, dom)
+
+    def pause_guest(self, dom: str | int) -> None:
+        inject.pause(self.store, dom)
+
+    def unpause_guest(self, dom: str | int) -> None:
+        inject.unpause(self.store, dom)
+
+    def ignore_acpi(self, dom: str | int, ignore: bool = True) -> None:
+        inject.ignore_acpi(self.store, dom, ignore)
+
+    def set_load(self, dom: str | int, load: float) -> None:
+        inject.set_load(self.store, dom, load)
+
+    def add_wild_domain(self, name: str, **kwargs: Any) -> int:
+        return inject.add_wild_domain(self.store, name, **kwargs)
+
+    def domains(self) -> list[dict[str, Any]]:
+        return inject.domains(self.store)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every simulated xl/xentop call so far: ``{"t", "argv", "rc", "pid"}``."""
+        return self.store.calls()
+
+
+_SUDO_SCRIPT = """#!/bin/sh
+# simxen: sudo for the simulated toolstack.  Behaves like `sudo -n` for a user with NOPASSWD
+# rights: options are accepted and ignored, xl and xentop (by name or by their real paths) run
+# the simulated ones, anything else runs as it is.  PATH is kept so xl finds bin/ssh.
+bin=@BIN@
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n|--non-interactive|-E|--preserve-env|-H|--set-home|-S|--stdin|-k|--reset-timestamp) shift ;;
+        -u|--user|-g|--group) shift 2 ;;
+        -u*|-g*|--user=*|--group=*) shift ;;
+        --) shift; break ;;
+        -*) echo "sudo: invalid option -- '${1#-}'" >&2
+            echo "usage: sudo -h | -K | -k | -V" >&2
+            exit 1 ;;
+        *) break ;;
+    esac
+done
+if [ $# -eq 0 ]; then
+    echo "usage: sudo -h | -K | -k | -V" >&2
+    echo "usage: sudo -v [-ABkNnS] [-g group] [-h host] [-p prompt] [-u user]" >&2
+    exit 1
+fi
+case "$1" in
+    xl|/usr/sbin/xl|/usr/lib/xen-4.17/bin/xl) shift; exec "$bin/xl" "$@" ;;
+    xentop|/usr/sbin/xentop|/usr/lib/xen-4.17/bin/xentop) shift; exec "$bin/xentop" "$@" ;;
+esac
+if ! command -v "$1" >/dev/null 2>&1; then
+    echo "sudo: $1: command not found" >&2
+    exit 1
+fi
+exec "$@"
+"""
+
+
+class _Registry:
+    """Hosts still running when the interpreter exits are stopped (a failed test must not leak sshd)."""
+
+    def __init__(self) -> None:
+        self._hosts: set[SimHost] = set()
+        atexit.register(self.stop_all)
+
+    def add(self, host: SimHost) -> None:
+        self._hosts.add(host)
+
+    def discard(self, host: SimHost) -> None:
+        self._hosts.discard(host)
+
+    def stop_all(self) -> None:
+        for host in list(self._hosts):
+            with contextlib.suppress(Exception):
+                host.stop()
+
+
+_running_hosts = _Registry()
