@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from simxen.host import SimHost
 
 from services.executor.inventory import render_inventory
+from simxen.host import SimHost
 
 SERVICES: dict[str, int] = {"translator": 50051, "executor": 50052, "monitor": 50053}
 FULL_NAMES = {
@@ -69,8 +70,11 @@ class Stack:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
+        # A fresh start: domains left by an earlier run would only confuse. The hosts share
+        # one workdir so they trust each other's host keys, as a cluster's hosts do for migration.
+        shutil.rmtree(self.workdir / "hosts", ignore_errors=True)
         for name in self.host_names:
-            self.hosts.append(SimHost.start(self.workdir / "hosts" / name, name=name))
+            self.hosts.append(SimHost.start(self.workdir / "hosts", name=name))
         inventory = self.workdir / "inventory.toml"
         inventory.write_text(self._inventory_text())
         for name, port in self.ports.items():
