@@ -17,7 +17,8 @@ APT_STAMP := $(STATE)/apt.installed
 #   xen-utils-4.17   the real libxl config parser (`xl -N create`)
 #   gcc, libc6-dev   to build the small preload shim that lets `xl -N` run without Xen
 #   iproute2 procps  network namespaces and process tools used by tests
-APT_PACKAGES := openssh-server openssh-client xen-utils-4.17 gcc libc6-dev iproute2 procps coreutils
+#   python3-venv     Debian's python3 makes no virtualenv without it
+APT_PACKAGES := openssh-server openssh-client xen-utils-4.17 gcc libc6-dev iproute2 procps coreutils python3-venv
 
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
@@ -41,7 +42,6 @@ $(APT_STAMP):
 	@missing=""; for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run as root: apt-get install -y$$missing" >&2; exit 1; fi; \
 	    echo "installing Debian packages:$$missing"; \

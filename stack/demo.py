@@ -78,7 +78,7 @@ def run_demo(stack: Stack) -> int:
                 return 1
             except grpc.RpcError as err:
                 say(f"    {err.code().name}: {err.details()}")
-                status = rpc_status.from_call(err)  # type: ignore[arg-type]
+                status = rpc_status.from_call(err)
                 for detail in status.details if status else []:
                     say(f"    detail: {detail.type_url.rsplit('/', 1)[-1]}")
 

@@ -75,6 +75,8 @@ class Stack:
         shutil.rmtree(self.workdir / "hosts", ignore_errors=True)
         for name in self.host_names:
             self.hosts.append(SimHost.start(self.workdir / "hosts", name=name))
+        self.datastores.mkdir(exist_ok=True)
+        (self.workdir / "remotes").mkdir(exist_ok=True)
         inventory = self.workdir / "inventory.toml"
         inventory.write_text(self._inventory_text())
         for name, port in self.ports.items():
@@ -99,6 +101,7 @@ class Stack:
             "services": {name: s.address for name, s in self.services.items()},
             "logs": {name: str(s.log_path) for name, s in self.services.items()},
             "inventory": str(self.workdir / "inventory.toml"),
+            "datastores": str(self.datastores),
             "hosts": [
                 {
                     "name": h.name,
@@ -113,20 +116,36 @@ class Stack:
             ],
         }
 
+    @property
+    def datastores(self) -> Path:
+        """DATASTORE_LOCATION of the simulated hosts (they share this machine's disk)."""
+        return self.workdir / "datastores"
+
     def _inventory_text(self) -> str:
+        first = self.hosts[0]
+        defaults = {
+            "user": first.user,
+            "key": str(first.key_path),
+            "known_hosts": str(first.cluster_known_hosts_path),
+            "SHUTDOWN_TIMEOUT": 30,
+            "datastore_roots": [str(self.datastores)],
+            "remote_dir": str(self.workdir / "remotes"),
+            # The simulated sudo keeps PATH, so xl's migration ssh is the host's own
+            # (which knows the other hosts); no `su - oneadmin` as on a real cluster.
+            "migration_via_su": False,
+            "migration_key": str(first.key_path),
+            "migration_known_hosts": str(first.cluster_known_hosts_path),
+        }
         hosts = {
             h.name: {
                 "address": h.address,
                 "port": h.port,
-                "user": h.user,
-                "key": str(h.key_path),
-                "known_hosts": str(h.known_hosts_path),
                 "XM_PATH": str(h.xl_path),
                 "xentop_path": str(h.xentop_path),
             }
             for h in self.hosts
         }
-        return render_inventory({"SHUTDOWN_TIMEOUT": 30}, hosts)
+        return render_inventory(defaults, hosts)
 
     def _spawn(self, name: str, port: int, extra: list[str]) -> ServiceProcess:
         log_path = self.workdir / "logs" / f"{name}.log"

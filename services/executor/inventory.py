@@ -17,6 +17,19 @@ Xen settings keep the xenrc names operators already know (`XM_PATH`, `SHUTDOWN_T
 `FORCE_DESTROY`, `DEFAULT_FILE_PREFIX`, with the Xen guide's `IMAGE_PREFIX` as an alias),
 so an existing xenrc can be loaded unchanged. Precedence, lowest first: built-in
 defaults, the defaults' xenrc, `[defaults]`, the host's xenrc, the host's table.
+
+Every setting (either table; names are case-insensitive):
+    address, port (22), user (oneadmin), key, known_hosts (~/.ssh/known_hosts)
+    host_key_policy   "reject" (default: unknown hosts refused) or "accept-new" (OpenSSH's:
+                      an unknown host's key is recorded, a changed key is still refused)
+    max_channels (8)  SSH channels open at once on the host's one session (< sshd MaxSessions)
+    connect_timeout (10 s), sudo / use_sudo (true: `sudo -n` before xl and xentop)
+    XM_PATH (/usr/sbin/xl), xentop_path (/usr/sbin/xentop), SHUTDOWN_TIMEOUT (300 s),
+    FORCE_DESTROY (false), DEFAULT_FILE_PREFIX / IMAGE_PREFIX (raw)
+    remote_dir / SCRIPTS_REMOTE_DIR (/var/tmp/one: where vnm/<driver>/<step> live)
+    datastore_roots (["/var/lib/one/datastores"]: every path a request names must lie inside)
+    migration_via_su (true: xl's ssh to the destination runs as `user`, via `su - user`),
+    migration_key, migration_known_hosts (paths on the host for that ssh; empty: its defaults)
 """
 
 from __future__ import annotations
@@ -58,6 +71,13 @@ class HostSettings:
     default_file_prefix: str = "raw"
     remote_dir: str = "/var/tmp/one"
     datastore_roots: tuple[str, ...] = ("/var/lib/one/datastores",)
+    # Live migration: xl (root, under sudo) opens the stream to the destination with ssh.
+    # Upstream runs that ssh as the executor's user (`su - oneadmin -c ...`) so the
+    # destination's authorized_keys decides; key and known_hosts are paths on this host
+    # (empty: that user's defaults).
+    migration_via_su: bool = True
+    migration_key: str = ""
+    migration_known_hosts: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,9 @@ _KEY_ALIASES: dict[str, str] = {
     "remote_dir": "remote_dir",
     "scripts_remote_dir": "remote_dir",
     "datastore_roots": "datastore_roots",
+    "migration_via_su": "migration_via_su",
+    "migration_key": "migration_key",
+    "migration_known_hosts": "migration_known_hosts",
 }
 
 # The xenrc variables that mean something to the executor; the rest of a xenrc
@@ -222,6 +245,9 @@ def _coerce(values: Mapping[str, Any], where: str, base_dir: Path | None) -> dic
         raise InventoryError(f"{where}: port {out['port']} is out of range")
     if "max_channels" in out and out["max_channels"] < 1:
         raise InventoryError(f"{where}: max_channels must be at least 1")
+    for name in ("migration_key", "migration_known_hosts", "xm_path", "xentop_path", "remote_dir"):
+        if out.get(name) and not out[name].startswith("/"):
+            raise InventoryError(f"{where}: {name} must be an absolute path on the Xen host")
     if "host_key_policy" in out and out["host_key_policy"] not in HOST_KEY_POLICIES:
         raise InventoryError(f"{where}: host_key_policy must be one of {', '.join(HOST_KEY_POLICIES)}")
     return out

@@ -11,13 +11,31 @@ from onexen.runtime.config import add_option, load_config
 from onexen.runtime.logging import configure_logging, get_logger
 from onexen.runtime.server import run
 from services.executor.inventory import Inventory, InventoryError, load_inventory
-from services.executor.servicer import servicers
+from services.executor.servicer import DEFAULT_SSH_THREADS, servicers, ssh_actions
 
 DEFAULT_INVENTORY = "/etc/onexen/inventory.toml"
 
 
 def add_executor_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     add_option(parser, "--inventory", environ, default=DEFAULT_INVENTORY, help="TOML host inventory")
+    add_option(
+        parser,
+        "--ssh-threads",
+        environ,
+        default=DEFAULT_SSH_THREADS,
+        type=_positive_int,
+        help="threads running SSH commands (all hosts together; each busy channel holds one)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -28,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InventoryError as exc:
         get_logger(__name__).error("startup_failed", service="executor", error=str(exc))
         sys.exit(1)
-    run(config, servicers(inventory))
+    actions, _ = ssh_actions(inventory, args.ssh_threads)
+    run(config, servicers(inventory, actions))
 
 
 def read_inventory(path: str) -> Inventory:

@@ -176,14 +176,17 @@ async def test_executor_and_monitor_refuse_an_empty_host(services: dict[str, Ser
     assert [v.field for v in bad_request.field_violations] == ["host_name"]
 
 
-async def test_what_is_not_built_says_so(services: dict[str, ServiceProcess]) -> None:
+async def test_an_unreachable_host_is_unavailable_through_the_process(
+    services: dict[str, ServiceProcess],
+) -> None:
+    # A host outside the inventory is reached by its name; `.invalid` never resolves.
     async with grpc.aio.insecure_channel(services["executor"].target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await executor_pb2_grpc.ExecutorServiceStub(channel).Probe(
-                executor_pb2.ProbeRequest(host="xen1"), timeout=5
+                executor_pb2.ProbeRequest(host="xen1.invalid"), timeout=20
             )
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "Probe is not built yet" in caught.value.details()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "xen1.invalid" in caught.value.details()
 
 
 async def drain_watch(service: ServiceProcess) -> list[str]:
