@@ -159,9 +159,51 @@ def python_speed_us() -> float:
     return best * 1e6
 
 
+def grpc_round_trip(calls: int) -> dict[str, float]:
+    """Median and p99 latency of Translate through a translator running as its own process,
+    one call at a time from a client in this process (what the adapter does per DEPLOY)."""
+    import socket
+    import subprocess
+
+    import grpc
+
+    from onexen.v1 import translator_pb2, translator_pb2_grpc
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.translator.main", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = translator_pb2_grpc.TranslatorServiceStub(channel)
+            request = translator_pb2.TranslateRequest(vm_xml=TYPICAL_VM, defaults=DEFAULTS)
+            for _ in range(200):
+                stub.Translate(request, timeout=10)
+            latencies = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                stub.Translate(request, timeout=10)
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        server.terminate()
+        server.wait(15)
+    latencies.sort()
+    return {
+        "median_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per benchmark")
+    parser.add_argument("--calls", type=int, default=2000, help="gRPC round trips to time")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "translator.json")
     args = parser.parse_args(argv)
 
@@ -172,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
     translated = rate(lambda: translate(TYPICAL_VM, DEFAULTS), args.seconds)
     imported = rate(lambda: import_domain(DOMAIN_JSON), args.seconds)
+    round_trip = grpc_round_trip(args.calls)
     results: dict[str, float | int | str] = {
         "translate_per_second": round(translated["cpu_per_second"], 1),
         "translate_wall_per_second": round(translated["wall_per_second"], 1),
@@ -182,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         "import_per_second": round(imported["cpu_per_second"], 1),
         "import_wall_per_second": round(imported["wall_per_second"], 1),
         "import_median_batch_us": round(imported["median_batch_us"], 2),
+        "grpc_round_trip_median_ms": round(round_trip["median_ms"], 3),
+        "grpc_round_trip_p99_ms": round(round_trip["p99_ms"], 3),
+        "grpc_round_trip_calls": args.calls,
         "vm_xml_bytes": len(TYPICAL_VM.encode()),
         "config_bytes": len(translation.config.encode()),
         "seconds_per_benchmark": args.seconds,
