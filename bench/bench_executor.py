@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "executor"))
 
 import grpc  # noqa: E402
-from executor_hosts import QuietSimHost, clean_dir, inventory_for, start_hosts, stop_hosts  # noqa: E402
+from executor_hosts import clean_dir, inventory_for, start_hosts, stop_hosts  # noqa: E402
 
 from onexen.runtime.config import ServiceConfig  # noqa: E402
 from onexen.runtime.logging import configure_logging  # noqa: E402
@@ -47,6 +47,7 @@ from onexen.runtime.server import started_server  # noqa: E402
 from onexen.v1 import executor_pb2, executor_pb2_grpc  # noqa: E402
 from services.executor.servicer import servicers, ssh_actions  # noqa: E402
 from services.executor.ssh import HostConnection  # noqa: E402
+from simxen.host import SimHost  # noqa: E402
 
 HOST_COUNTS = (1, 10, 50)
 DOMAINS_PER_HOST = 4
@@ -65,7 +66,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def jobs_for(hosts: list[QuietSimHost], count: int) -> list[tuple[QuietSimHost, str, int]]:
+def jobs_for(hosts: list[SimHost], count: int) -> list[tuple[SimHost, str, int]]:
     return [
         (hosts[i % len(hosts)], f"bench-{(i // len(hosts)) % DOMAINS_PER_HOST}", 256 + i % 512)
         for i in range(count)
@@ -100,7 +101,7 @@ async def timed_batch(jobs: list[Any], concurrency: int, one: Any) -> dict[str, 
 
 
 async def executor_way(stub: executor_pb2_grpc.ExecutorServiceStub, jobs: list[Any], concurrency: int) -> Any:
-    async def one(job: tuple[QuietSimHost, str, int]) -> bool:
+    async def one(job: tuple[SimHost, str, int]) -> bool:
         host, domain, weight = job
         try:
             await stub.SetCredit(
@@ -114,7 +115,7 @@ async def executor_way(stub: executor_pb2_grpc.ExecutorServiceStub, jobs: list[A
 
 
 async def upstream_way(jobs: list[Any], concurrency: int) -> Any:
-    async def one(job: tuple[QuietSimHost, str, int]) -> bool:
+    async def one(job: tuple[SimHost, str, int]) -> bool:
         host, domain, weight = job
         argv = host.ssh_argv("sudo", "-n", "/usr/sbin/xl", "sched-credit", "-d", domain, "-w", str(weight))
         proc = await asyncio.create_subprocess_exec(
@@ -126,7 +127,7 @@ async def upstream_way(jobs: list[Any], concurrency: int) -> Any:
     return await timed_batch(jobs, concurrency, one)
 
 
-def transport_figures(host: QuietSimHost, samples: int = 20) -> dict[str, float]:
+def transport_figures(host: SimHost, samples: int = 20) -> dict[str, float]:
     """What each way adds around one command, with a command that costs nothing (`true`)."""
     inventory = inventory_for([host], Path(tempfile.gettempdir()))
     conn = HostConnection(inventory.host(host.name))
@@ -151,7 +152,7 @@ def transport_figures(host: QuietSimHost, samples: int = 20) -> dict[str, float]
     }
 
 
-def simulated_xl_figures(host: QuietSimHost, samples: int = 10) -> dict[str, float]:
+def simulated_xl_figures(host: SimHost, samples: int = 10) -> dict[str, float]:
     """One simulated `xl sched-credit` run locally, without SSH: the floor under both ways."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     walls = []

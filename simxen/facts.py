@@ -7,11 +7,14 @@ Defaults reproduce the reference host of tests/fixtures/xen-4.17 (Xen 4.17.5 in 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
+
+from simxen import fastjson, records
+from simxen.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is for the type checker only: xl imports this module on every call
+if TYPE_CHECKING:
+    from typing import Any
 
 FACTS_FILE = "host.json"
 
@@ -76,6 +79,8 @@ class HostFacts:
     cleanup_seconds: float = 1.0  # xl's monitor destroys a shut-down guest after this ("--ps--")
     create_seconds: float = 0.0  # extra latency of create/restore/migrate-receive
     device_seconds: float = 0.0  # extra latency of block/network attach and detach
+    # libxl waits this long for a guest to acknowledge a shutdown/reboot request (60 s in 4.17)
+    pvcontrol_timeout_seconds: float = 60.0
     # --- guest activity (so monitoring has something to read) ---
     guest_load: float = 0.02  # CPU fraction per online vCPU
     guest_net_rx_bps: float = 2048.0
@@ -101,7 +106,7 @@ class HostFacts:
         return f"{self.xen_major}.{self.xen_minor}{self.xen_extra}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return records.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostFacts:
@@ -109,27 +114,29 @@ class HostFacts:
 
     def updated(self, **changes: Any) -> HostFacts:
         """A copy with ``changes`` applied; unknown names raise ``TypeError``."""
-        known = {f.name for f in dataclasses.fields(self)}
+        known = {f.name for f in records.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise TypeError(f"unknown host fact(s): {', '.join(unknown)}")
-        return dataclasses.replace(self, **changes)
+        return records.replace(self, **changes)
 
 
 def facts_field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(HostFacts)]
+    return [f.name for f in records.fields(HostFacts)]
 
 
 def load_facts(state_dir: str | os.PathLike[str]) -> HostFacts:
     try:
         with open(os.path.join(state_dir, FACTS_FILE)) as f:
-            data = json.load(f)
+            data = fastjson.loads(f.read())
     except FileNotFoundError:
         return HostFacts()
     return HostFacts.from_dict(data)
 
 
 def save_facts(state_dir: str | os.PathLike[str], facts: HostFacts) -> None:
+    import json  # indented for people to read (fastjson only writes compact documents)
+
     from simxen.store import atomic_write
 
     atomic_write(os.path.join(state_dir, FACTS_FILE), json.dumps(facts.to_dict(), indent=2) + "\n")

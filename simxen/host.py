@@ -6,10 +6,12 @@ Layout of ``workdir`` (shared by the hosts of one "cluster")::
     known_hosts                  all hosts' keys, ``[127.0.0.1]:PORT ssh-ed25519 ...``
     ssh_config                   ``Host xen1`` -> 127.0.0.1:PORT, key, known_hosts, strict checking
     <name>/                      one host: sshd_config, host keys, authorized_keys, known_hosts,
-                                 sshd.log, state/ (the simulated toolstack's state), bin/
+                                 sshd.log, state/ (the simulated toolstack's state), bin/,
+                                 home/ (HOME of its SSH sessions, empty)
 
 How commands run over SSH find the simulation: sshd's ``SetEnv`` puts ``<name>/bin`` first in
-PATH (and exports SIMXEN_STATE).  The scripts in ``bin/`` also carry their host's state dir
+PATH (and exports SIMXEN_STATE, and HOME=<name>/home so that no dotfile of the developer's
+runs in the sessions).  The scripts in ``bin/`` also carry their host's state dir
 themselves, so ``sudo`` (which real hosts reset the environment for) and direct calls of
 ``host.xl_path`` reach the right host too.  ``bin/ssh`` and ``bin/scp`` add ``-F ssh_config`` so
 that ``xl migrate DOMAIN xen2`` reaches the other simulated host by name, as in a real cluster.
@@ -47,10 +49,32 @@ ADDRESS = "127.0.0.1"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _START_MARK = "simxen: starting sshd"
+# In the environment of the host's sessions (sshd_config's SetEnv), so that stop() finds what they
+# run even once sshd has let go of it.  (Not usable for sshd's own processes: setproctitle()
+# overwrites the memory that /proc/PID/environ shows.)
+_MARK_VARIABLE = "SIMXEN_SSHD"
 
 
 class SimHostError(RuntimeError):
     pass
+
+
+def wrapper_python() -> str:
+    """The interpreter that runs the simulated xl and xentop (``$SIMXEN_PYTHON`` if set).
+
+    The simulated toolstack only needs the standard library, so any CPython of our own
+    major.minor version will do, and the distribution's ``/usr/bin/pythonX.Y`` starts faster
+    than a self-built one: Debian's is statically linked and profile-optimised, while pyenv's
+    (``--enable-shared``, no PGO) needs ~4 ms more CPU just to start, which every simulated
+    call would pay.  Both read the same ``__pycache__`` (one magic number per minor version).
+    """
+    override = os.environ.get("SIMXEN_PYTHON")
+    if override:
+        return override
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if sys.implementation.name == "cpython" and os.access(system, os.X_OK):
+        return system
+    return sys.executable
 
 
 def _run(argv: list[str]) -> None:
@@ -133,9 +157,79 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"  # a zombie is dead, whoever reaps it
 
 
-def _kill_tree(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM the listener and everything it started, SIGKILL what is left after ``timeout``."""
-    victims = [*_descendants(pid), pid]
+def _marked(mark: str) -> list[int]:
+    """Every process whose environment (as it was exec'd with) holds ``SIMXEN_SSHD=mark``."""
+    needle = f"{_MARK_VARIABLE}={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def _serving(address: str, port: int) -> list[int]:
+    """Every sshd process holding a TCP socket whose local end is ``address:port``: the listener
+    and the per-connection processes of the host on that port (sshd only: once the host's sshd
+    is gone, another program may have the port)."""
+    try:
+        a, b, c, d = (int(x) for x in address.split("."))
+    except ValueError:
+        return []  # not an IPv4 address: nothing in /proc/net/tcp to go by
+    local = f"{d:02X}{c:02X}{b:02X}{a:02X}:{port:04X}"  # /proc/net/tcp: little-endian address
+    inodes = set()
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return []
+    found = []
+    sshd = os.path.realpath(SSHD)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/exe") != sshd:
+                continue
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def _kill_tree(pid: int | None, timeout: float = 5.0, host: SimHost | None = None) -> None:
+    """SIGTERM the listener and everything it started, SIGKILL what is left after ``timeout``.
+
+    With ``host``, also the sshd processes serving its port and whatever carries its sessions'
+    mark, with all they started: after ``restart_sshd()`` the sessions that an earlier listener
+    accepted are no longer below the current one (sshd's per-connection processes outlive their
+    listener and are re-parented), and a command can outlive its session.
+    """
+    roots = [] if pid is None else [pid]
+    if host is not None:
+        for p in [*_serving(host.address, host.port), *_marked(str(host.sshd_config_path))]:
+            if p not in roots:
+                roots.append(p)
+    victims: list[int] = []
+    for root in roots:
+        for p in [*_descendants(root), root]:
+            if p not in victims:
+                victims.append(p)
     for p in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGTERM)
@@ -161,6 +255,7 @@ class SimHost:
     address: str = ADDRESS
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: Any = field(default=None, repr=False)
+    _served: bool = field(default=False, repr=False)  # this object's sshd has served its port
 
     # ----- paths -----
     @property
@@ -174,6 +269,16 @@ class SimHost:
     @property
     def bin_dir(self) -> Path:
         return self.host_dir / "bin"
+
+    @property
+    def home_dir(self) -> Path:
+        """HOME of the host's SSH sessions: empty, like a fresh oneadmin's on a Xen host.
+
+        sshd would give sessions the real user's home, and bash sources its ~/.bashrc even for
+        ``ssh host command`` (Debian's bash does, under sshd): a developer's dotfiles (e.g.
+        ``pyenv init``, 150-300 ms) would then run before every simulated command.
+        """
+        return self.host_dir / "home"
 
     @property
     def xl_path(self) -> Path:
@@ -256,6 +361,7 @@ class SimHost:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host_dir.mkdir(exist_ok=True)
         self.bin_dir.mkdir(exist_ok=True)
+        self.home_dir.mkdir(exist_ok=True)
         self.store.initialise(HostFacts().updated(**{"hostname": self.name, **facts}))
         self._write_wrappers()
 
@@ -278,14 +384,15 @@ class SimHost:
         exports = (
             "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()) + "export " + " ".join(env) + "\n"
         )
+        python = shlex.quote(wrapper_python())
         for tool, module in (("xl", "simxen.xl"), ("xentop", "simxen.xentop")):
             # -I -S: no site-packages, no PYTHON* variables: a fast start that only sees simxen
-            code = f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {module} import main; sys.exit(main())"  # noqa: E501
+            code = f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {module} import command; command()"
             _write(
                 self.bin_dir / tool,
                 f"#!/bin/sh\n# simxen: simulated {tool} of host {self.name} (generated)\n{exports}"
-                f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)} "
-                f'{shlex.quote(str(PACKAGE_ROOT))} "$@"\n',
+                f"exec {python} -I -S -c {shlex.quote(code)} {shlex.quote(str(PACKAGE_ROOT))} "
+                '"$@"\n',
                 0o755,
             )
         _write(self.sudo_path, _SUDO_SCRIPT.replace("@BIN@", shlex.quote(str(self.bin_dir))), 0o755)
@@ -315,7 +422,16 @@ class SimHost:
             "PrintMotd no",
             "MaxSessions 16",
             "Subsystem sftp internal-sftp",
-            f"SetEnv {_sshd_quote('PATH=' + path)} {_sshd_quote('SIMXEN_STATE=' + str(self.state_dir))}",
+            "SetEnv "
+            + " ".join(
+                _sshd_quote(f"{k}={v}")
+                for k, v in (
+                    ("HOME", self.home_dir),
+                    ("PATH", path),
+                    ("SIMXEN_STATE", self.state_dir),
+                    (_MARK_VARIABLE, self.sshd_config_path),
+                )
+            ),
         ]
         if os.getuid() == 0:
             lines.append("PermitRootLogin prohibit-password")
@@ -367,10 +483,11 @@ class SimHost:
             self._spawn()
             outcome = self._wait_ready(ready_timeout)
             if outcome == "ready":
+                self._served = True
                 self._register()
                 _running_hosts.add(self)
                 return
-            self._terminate()
+            self._terminate(sweep=False)
             if outcome != "port-busy" or fixed_port:
                 break
         log = self.sshd_log_path.read_text(errors="replace") if self.sshd_log_path.exists() else ""
@@ -406,10 +523,14 @@ class SimHost:
             time.sleep(0.05)
         return "timeout"
 
-    def _terminate(self) -> None:
+    def _terminate(self, sweep: bool = True) -> None:
         proc, self._proc = self._proc, None
+        # Only a host object that has served its port sweeps by port and mark: another object for
+        # the same host dir (a client's view of a host that `onexen-simxen up` serves) must not
+        # stop it, nor may a launch that found the port taken kill whoever has it.
+        _kill_tree(proc.pid if proc is not None else None, host=self if sweep and self._served else None)
+        self._served = False  # the port is free for others now: a second stop() must not sweep it
         if proc is not None:
-            _kill_tree(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         if self._log is not None:

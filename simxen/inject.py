@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from simxen.model import SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, Domain, HostState
+from simxen.records import asdict, dataclass
 from simxen.store import Store
+
+TYPE_CHECKING = False  # xl consults take_fault() on every call: no typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 StateDir = str | os.PathLike[str] | Store
 
@@ -102,7 +105,7 @@ def take_fault(store: Store, verb: str, args: list[str]) -> Fault | None:
     """
     with store.locked():
         data = store.read_raw() or {}
-        faults = data.get("faults", [])
+        faults = data.get("faults") or []
         for i, raw in enumerate(faults):
             fault = Fault(**raw)
             if not fault.applies(verb, args):

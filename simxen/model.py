@@ -8,14 +8,15 @@ shutdown time, xl's per-domain monitor destroys (or restarts) a shut-down guest 
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
 from simxen.facts import HostFacts
+from simxen.records import dataclass, field
 
+# typing, copy and dataclasses are not imported at run time: every simulated xl call loads this
+# module, and those imports would cost it more CPU than everything else it does.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import random
+    from typing import Any
 
 INVALID_DOMID = 4294967295
 LIBXL_MAXMEM_CONSTANT_KB = 1024  # libxl adds this slack to a guest's maxmem
@@ -65,6 +66,20 @@ DISK_ORDER = [
     "backend_domid", "backend_domname", "pdev_path", "vdev", "backend", "format", "script",
     "removable", "readwrite", "is_cdrom", "direct_io_safe", "discard_enable",
 ]  # fmt: skip
+
+
+def copy_data(value: Any) -> Any:
+    """``copy.deepcopy`` for JSON-like documents (dicts, lists, scalars), without importing copy."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_data(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_data(v) for v in value]
+    if kind in (str, int, float, bool, type(None)):
+        return value
+    import copy  # anything else (tuples of lists, other containers): the real thing
+
+    return copy.deepcopy(value)
 
 
 def set_in_order(d: dict[str, Any], key: str, value: Any, order: list[str]) -> None:
@@ -295,7 +310,7 @@ class Domain:
     # ----- config -----
     def retrieved_config(self, *, for_save: bool = False) -> dict[str, Any]:
         """The domain config libxl reports (``xl list -l``) or streams (save, migrate)."""
-        cfg = copy.deepcopy(self.config)
+        cfg: dict[str, Any] = copy_data(self.config)
         if self.is_dom0:
             cfg["b_info"]["sched_params"] = self._sched_params()
             return cfg
@@ -312,9 +327,9 @@ class Domain:
         set_in_order(b_info, "sched_params", self._sched_params(), B_INFO_ORDER)
         devices: dict[str, Any] = {}
         if self.disks:
-            devices["disks"] = [copy.deepcopy(d.spec) for d in self.disks]
+            devices["disks"] = [copy_data(d.spec) for d in self.disks]
         if self.nics:
-            devices["nics"] = [copy.deepcopy(n.spec) for n in self.nics]
+            devices["nics"] = [copy_data(n.spec) for n in self.nics]
         for key, value in devices.items():
             set_in_order(cfg, key, value, CONFIG_ORDER)
         return cfg
@@ -522,8 +537,14 @@ class HostState:
             times.append(dom.cleanup_at)
         return min(times) if times else None
 
-    def advance(self, now: float, facts: HostFacts) -> None:
-        """Replay everything that happened up to ``now`` (in time order, across domains)."""
+    def advance(self, now: float, facts: HostFacts) -> bool:
+        """Replay everything that happened up to ``now`` (in time order, across domains).
+
+        Returns whether an event happened (a shutdown completed, xl's monitor acted).  Without
+        one, advancing only integrated counters, which is linear in time: advancing the stored
+        state again later gives the same result, so it need not be saved.
+        """
+        fired = False
         while True:
             due = [(t, d.domid) for d in self.domains if (t := self._next_event(d)) is not None and t <= now]
             if not due:
@@ -533,8 +554,10 @@ class HostState:
             assert dom is not None
             self._integrate(dom, t)
             self._fire(dom, t, facts)
+            fired = True
         for dom in self.domains:
             self._integrate(dom, now)
+        return fired
 
     def _fire(self, dom: Domain, t: float, facts: HostFacts) -> None:
         if dom.cleanup_at is not None and dom.cleanup_at <= t:
@@ -600,7 +623,7 @@ class HostState:
         The domid is used up even when creation fails, as on the real host.  A restored or
         migrated guest is not ``booting``: it carries on where it was.
         """
-        cfg = copy.deepcopy(config)
+        cfg: dict[str, Any] = copy_data(config)
         c_info = cfg.setdefault("c_info", {})
         b_info = cfg.setdefault("b_info", {})
         dname = name if name is not None else str(c_info.get("name", ""))

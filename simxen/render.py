@@ -7,12 +7,9 @@ tools/xentop, checked against the captures in tests/fixtures/xen-4.17.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
-from simxen import yajl
 from simxen.facts import HostFacts
 from simxen.model import Domain, HostState
+from simxen.records import dataclass, field
 
 # ----------------------------------------------------------------------------- xl info
 
@@ -136,6 +133,8 @@ def list_text(
 
 def list_long_text(domains: list[Domain]) -> str:
     doc = [{"domid": d.domid, "config": d.retrieved_config()} for d in domains]
+    from simxen import yajl  # only list -l needs it (every import costs each xl call)
+
     return yajl.dumps(doc) + "\n"
 
 
@@ -302,6 +301,8 @@ def xentop_sample(state: HostState, now: float, facts: HostFacts) -> list[Xentop
 
 
 def _width(n: int) -> int:
+    import math  # here: only xentop needs it, and a C extension is not free to load
+
     return int(math.log10(n) + 1)
 
 

@@ -14,16 +14,21 @@ one host interleave safely.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
 
+from simxen import fastjson
 from simxen.facts import HostFacts, load_facts
 from simxen.model import HostState
+
+# Every simulated xl call imports this module: the lock and the transaction are small classes
+# rather than @contextmanager generators because contextlib (with collections and functools)
+# costs each call several ms of CPU; for the same reason typing is only for the type checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -47,8 +52,10 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105  (not contextlib.suppress: importing contextlib costs every call)
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 
@@ -57,6 +64,70 @@ def state_dir_from_env() -> str:
     if not value:
         raise SystemExit(f"simxen: {ENV_STATE_DIR} is not set (which simulated host is this?)")
     return value
+
+
+class StateLock:
+    """flock(2) on the state directory's lock file, held for the ``with`` block."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        fd, self._fd = self._fd, -1
+        os.close(fd)  # closing the only descriptor of the open file releases the flock
+
+
+class Transaction:
+    """Lock, load, advance to ``now``, hand out the state; on a clean exit save it if it changed."""
+
+    def __init__(self, store: Store, now: float | None, facts: HostFacts) -> None:
+        self.store = store
+        self.now = now
+        self.facts = facts
+        self.lock = store.locked()
+        self.before = ""
+        self.advanced: str | None = None
+        self.state: HostState | None = None
+
+    def __enter__(self) -> HostState:
+        self.lock.__enter__()
+        try:
+            now = time.time() if self.now is None else self.now
+            state, self.before = self.store._read(self.facts, now)
+            if not state.advance(now, self.facts) and self.before:
+                self.advanced = fastjson.dumps(state.to_dict())
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        self.state = state
+        return state
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None and self.state is not None:
+                after = fastjson.dumps(self.state.to_dict())
+                # Not when only time passed (the next reader advances the stored state the same
+                # way): read-only commands then never write, which is most of them, and the
+                # rename is a good part of what a short command costs.  The comparison with
+                # ``before`` works because the file was written by this same dumps(to_dict()).
+                if after != self.advanced and after != self.before:
+                    atomic_write(self.store.state_path, after)
+        finally:
+            self.lock.__exit__(None, None, None)
 
 
 class Store:
@@ -85,17 +156,13 @@ class Store:
                 save_facts(self.dir, facts)
             if not os.path.exists(self.state_path):
                 state = HostState.boot(facts, time.time() if now is None else now)
-                atomic_write(self.state_path, json.dumps(state.to_dict()))
+                atomic_write(self.state_path, fastjson.dumps(state.to_dict()))
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        os.makedirs(self.dir, exist_ok=True)
-        with open(self._file(LOCK_FILE), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def locked(self) -> StateLock:
+        """``with store.locked():`` serialises a read-modify-write of the state."""
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, exist_ok=True)
+        return StateLock(self._file(LOCK_FILE))
 
     def _read(self, facts: HostFacts, now: float) -> tuple[HostState, str]:
         try:
@@ -103,38 +170,37 @@ class Store:
                 text = f.read()
         except FileNotFoundError:
             return HostState.boot(facts, now), ""
-        return HostState.from_dict(json.loads(text)), text
+        return HostState.from_dict(fastjson.loads(text)), text
 
     def read_raw(self) -> dict[str, Any] | None:
         """The state document as stored (call with the lock held)."""
         try:
             with open(self.state_path) as f:
-                data = json.load(f)
+                data = fastjson.loads(f.read())
         except FileNotFoundError:
             return None
         return data if isinstance(data, dict) else None
 
-    def write_raw(self, data: dict[str, Any]) -> None:
-        atomic_write(self.state_path, json.dumps(data))
+    def has_faults(self) -> bool:
+        """Whether any fault rule is stored (a hint: take them with the lock held)."""
+        # No lock: state.json is only ever replaced whole, so this reads one complete version.
+        data = self.read_raw()
+        return bool(data and data.get("faults"))
 
-    @contextlib.contextmanager
-    def transaction(self, now: float | None = None, facts: HostFacts | None = None) -> Iterator[HostState]:
-        """Lock, load, advance to ``now``, yield the state, then save it if it changed."""
-        facts = facts or self.facts()
-        with self.locked():
-            state, before = self._read(facts, time.time() if now is None else now)
-            state.advance(time.time() if now is None else now, facts)
-            yield state
-            after = json.dumps(state.to_dict())
-            if after != before:  # the file was written by this same json.dumps(to_dict())
-                atomic_write(self.state_path, after)
+    def write_raw(self, data: dict[str, Any]) -> None:
+        atomic_write(self.state_path, fastjson.dumps(data))
+
+    def transaction(self, now: float | None = None, facts: HostFacts | None = None) -> Transaction:
+        """``with store.transaction() as state:`` lock, load, advance to ``now``, then save the
+        state if it changed (not when the block raised)."""
+        return Transaction(self, now, facts or self.facts())
 
     def snapshot(self, now: float | None = None, facts: HostFacts | None = None) -> HostState:
         with self.transaction(now, facts) as state:
             return state
 
     def log_call(self, argv: list[str], rc: int, started: float) -> None:
-        line = json.dumps({"t": started, "argv": argv, "rc": rc, "pid": os.getpid()})
+        line = fastjson.dumps({"t": started, "argv": argv, "rc": rc, "pid": os.getpid()})
         path = self._file(CALLS_LOG)
         # O_APPEND writes of one short line are atomic enough for a log shared by processes.
         with open(path, "a") as f:
@@ -148,4 +214,4 @@ class Store:
                 lines = f.read().splitlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines if line.strip()]
+        return [fastjson.loads(line) for line in lines if line.strip()]

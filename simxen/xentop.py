@@ -6,15 +6,18 @@ atoi()), so tests can sample twice without waiting whole seconds.
 
 from __future__ import annotations
 
-import getopt
-import signal
+import os
 import sys
 import time
-from types import FrameType
 
 from simxen import render
 from simxen.store import Store, state_dir_from_env
-from simxen.xlcommon import Ctx, XlExit
+from simxen.xlcommon import Ctx, XlExit, run_as_command
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 REAL_ARGV0 = "/usr/lib/xen-4.17/bin/xentop"
 
@@ -66,6 +69,74 @@ class _Stop(Exception):
     pass
 
 
+class _GetoptError(Exception):
+    def __init__(self, opt: str, missing_arg: bool = False) -> None:
+        super().__init__(opt)
+        self.opt = opt  # as Python's getopt reports it: the letter, or the long name (or prefix)
+        self.missing_arg = missing_arg
+
+
+def _long_has_arg(opt: str, longopts: list[str]) -> tuple[bool, str]:
+    possibilities = [o for o in longopts if o.startswith(opt)]
+    if not possibilities:
+        raise _GetoptError(opt)
+    if opt in possibilities:
+        return False, opt
+    if opt + "=" in possibilities:
+        return True, opt
+    if len(possibilities) > 1:
+        raise _GetoptError(opt)  # not a unique prefix
+    match = possibilities[0]
+    return match.endswith("="), match.removesuffix("=")
+
+
+def gnu_getopt(
+    args: list[str], shortopts: str, longopts: list[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """``getopt.gnu_getopt`` of Python 3.11, step for step: the getopt module imports gettext
+    (and with it re and locale), which would double what a ``xentop -b -i 1`` call costs."""
+    opts: list[tuple[str, str]] = []
+    prog_args: list[str] = []
+    all_options_first = bool(os.environ.get("POSIXLY_CORRECT"))
+    while args:
+        arg, args = args[0], args[1:]
+        if arg == "--":
+            prog_args += args
+            break
+        if arg[:2] == "--":
+            name, eq, optarg = arg[2:].partition("=")
+            has_arg, name = _long_has_arg(name, longopts)
+            if has_arg:
+                if not eq:
+                    if not args:
+                        raise _GetoptError(name, missing_arg=True)
+                    optarg, args = args[0], args[1:]
+            elif eq:
+                raise _GetoptError(name)  # must not have an argument
+            opts.append(("--" + name, optarg))
+        elif arg[:1] == "-" and arg != "-":
+            letters = arg[1:]
+            while letters:
+                opt, letters = letters[0], letters[1:]
+                pos = shortopts.find(opt)
+                if opt == ":" or pos < 0:
+                    raise _GetoptError(opt)
+                optarg = ""
+                if shortopts.startswith(":", pos + 1):
+                    if not letters:
+                        if not args:
+                            raise _GetoptError(opt, missing_arg=True)
+                        letters, args = args[0], args[1:]
+                    optarg, letters = letters, ""
+                opts.append(("-" + opt, optarg))
+        elif all_options_first:
+            prog_args += [arg, *args]
+            break
+        else:
+            prog_args.append(arg)
+    return opts, prog_args
+
+
 def _atof(text: str) -> float:
     try:
         return float(text)
@@ -88,10 +159,10 @@ def _atoi(text: str) -> int:
 
 def run(ctx: Ctx, argv: list[str]) -> int:
     try:
-        opts, _ = getopt.gnu_getopt(argv, "hVnxrvd:bi:f", LONGS)
-    except getopt.GetoptError as e:
+        opts, _ = gnu_getopt(argv, "hVnxrvd:bi:f", LONGS)
+    except _GetoptError as e:
         # glibc reports the bad option, then xentop prints its usage and exits 0 ('?' case)
-        if len(e.opt) == 1 and "requires argument" in e.msg:
+        if len(e.opt) == 1 and e.missing_arg:
             ctx.err.write(f"{REAL_ARGV0}: option requires an argument -- '{e.opt}'\n")
         elif len(e.opt) == 1:
             ctx.err.write(f"{REAL_ARGV0}: invalid option -- '{e.opt}'\n")
@@ -139,8 +210,6 @@ def run(ctx: Ctx, argv: list[str]) -> int:
     def stop(signum: int, frame: FrameType | None) -> None:
         raise _Stop
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     previous: dict[int, render.XentopSample] | None = None
     prev_time = 0.0
     left = iterations
@@ -160,11 +229,26 @@ def run(ctx: Ctx, argv: list[str]) -> int:
                 left -= 1
                 if left == 0:  # -i 0 wraps around in the real one: it never stops either
                     break
+            _stop_on_signals(stop)
             if delay > 0:
                 time.sleep(delay)
     except _Stop:
         pass
     return 0
+
+
+def _stop_on_signals(handler: Callable[[int, FrameType | None], None]) -> None:
+    """SIGTERM and SIGINT end the loop cleanly (the call is logged, exit 0).
+
+    Only set up once there is a next iteration to wait for: the signal module imports enum,
+    which would cost every ``xentop -b -i 1`` several ms, and a single iteration has no loop to
+    leave (a signal then ends it as it would have ended it before the handlers were set).
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is not handler:
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
 
 def main(argv: list[str] | None = None, state_dir: str | None = None) -> int:
@@ -180,6 +264,11 @@ def main(argv: list[str] | None = None, state_dir: str | None = None) -> int:
         rc = 1
     store.log_call(["xentop", *argv[1:]], rc, started)
     return rc
+
+
+def command() -> None:
+    """``bin/xentop``."""
+    run_as_command(main)
 
 
 if __name__ == "__main__":

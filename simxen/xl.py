@@ -1,25 +1,30 @@
 """The simulated ``xl``: global options, verb dispatch, injected faults, call log.
 
-Started for every command a test or the executor runs on a simulated host, so it imports only
-the standard library and simxen's own small modules.  The host is chosen by ``SIMXEN_STATE``
+Started for every command a test or the executor runs on a simulated host, so a call must cost
+little more than the interpreter's start: it imports only simxen's own small modules and the
+few standard modules the interpreter has already loaded or that are plain C (no typing,
+dataclasses, json, contextlib, importlib: see simxen.records, simxen.fastjson, and
+tests/simxen/test_call_cost.py, which keeps it so).  The host is chosen by ``SIMXEN_STATE``
 (baked into each host's ``bin/xl`` wrapper).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
-from collections.abc import Callable
 
 from simxen.errors import XlParserUnavailable
 from simxen.store import Store, state_dir_from_env
 from simxen.xl_help import FULL_USAGE, VERB_HELP
-from simxen.xlcommon import Ctx, XlExit, help_text
+from simxen.xlcommon import Ctx, XlExit, help_text, run_as_command
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Verb = Callable[[Ctx, list[str]], int]
 
 REAL_XL_ARGV0 = "/usr/lib/xen-4.17/bin/xl"  # Debian's /usr/sbin/xl wrapper execs this path
-
-Verb = Callable[[Ctx, list[str]], int]
 
 # verb -> module.function; a call imports only the module it needs (xl starts for every command).
 VERBS: dict[str, str] = {
@@ -59,7 +64,9 @@ def verb_impl(verb: str) -> Verb | None:
     if target is None:
         return None
     module, func = target.split(".")
-    impl: Verb = getattr(importlib.import_module(f"simxen.{module}"), func)
+    name = f"simxen.{module}"
+    __import__(name)  # importlib.import_module would import importlib itself
+    impl: Verb = getattr(sys.modules[name], func)
     return impl
 
 
@@ -99,6 +106,8 @@ def parse_global(ctx: Ctx, argv: list[str]) -> list[str]:
 
 
 def apply_fault(ctx: Ctx, verb: str, args: list[str]) -> None:
+    if not ctx.store.has_faults():
+        return  # the usual case, decided without importing inject
     from simxen.inject import take_fault
 
     fault = take_fault(ctx.store, verb, args)
@@ -159,6 +168,11 @@ def main(argv: list[str] | None = None, state_dir: str | None = None) -> int:
         pass
     store.log_call(["xl", *argv[1:]], rc, started)
     return rc
+
+
+def command() -> None:
+    """``bin/xl``."""
+    run_as_command(main)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 
 from simxen import render
@@ -159,6 +158,8 @@ def cmd_network_attach(ctx: Ctx, args: list[str]) -> int:
             )
             return 1
         devid = max((n.devid for n in dom.nics), default=-1) + 1
+        import random  # here, not at the top: block-list and network-list must start fast
+
         fill_nic(spec, devid, dom.dtype, random.Random())
         nic = Nic(
             devid=devid,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -169,6 +168,8 @@ CREATE_LONGS = [
 
 def cmd_create(ctx: Ctx, args: list[str]) -> int:
     """Parse with the real xl (``-N``), then build the domain the JSON describes."""
+    import json
+
     from simxen import xlparse
 
     proc = xlparse.run_real_xl(["-N", "create", *args], cwd=os.getcwd(), nr_cpus=ctx.facts.nr_cpus)
@@ -298,11 +299,9 @@ def _shutdown_or_reboot(ctx: Ctx, args: list[str], *, reboot: bool) -> int:
     if not rest and "a" not in flags:
         ctx.err.write("You must specify -a or a domain id.\n\n")
         return 1
-    now = ctx.now()
-    waiting: list[int] = []
     with ctx.state() as state:
         if "a" in flags:
-            targets = state.guests()
+            targets = [d.domid for d in state.guests()]
         else:
             domid, dom = find_domain(ctx, state, rest[0])
             if dom is None:
@@ -312,24 +311,68 @@ def _shutdown_or_reboot(ctx: Ctx, args: list[str], *, reboot: bool) -> int:
                     f"{verb} failed (rc=-3)",
                 )
                 return 1
-            targets = [dom]
-        for dom in targets:
-            ctx.error(f"{'Rebooting' if reboot else 'Shutting down'} domain {dom.domid}")
-            if dom.is_dom0:
-                continue
-            request_shutdown(dom, "reboot" if reboot else "poweroff", now, ctx.facts)
-            waiting.append(dom.domid)
+            targets = [domid]
+    waiting: list[int] = []
+    # One domain after the other, as xl does: each request waits for the guest's acknowledgement.
+    for domid in targets:
+        ctx.error(f"{'Rebooting' if reboot else 'Shutting down'} domain {domid}")
+        if domid == 0:
+            continue
+        with ctx.state() as state:
+            dom = state.get(domid)
+            if dom is None:  # gone since xl listed it
+                ctx.error(no_domain_type_error(domid), f"{verb} failed (rc=-3)")
+                return 1
+            acked = request_shutdown(dom, "reboot" if reboot else "poweroff", ctx.now(), ctx.facts)
+        if not acked and not wait_for_acknowledgement(ctx, domid, verb):
+            return 1
+        waiting.append(domid)
     if "w" in flags:
         wait_for_shutdowns(ctx, waiting)
     return 0
 
 
-def request_shutdown(dom: Domain, kind: str, now: float, facts: HostFacts) -> None:
-    """Ask the guest (PV control node or ACPI) to power off or reboot; it takes a while."""
-    if dom.shutdown_reason is not None or dom.ignore_acpi or dom.pending is not None:
-        return
+def request_shutdown(dom: Domain, kind: str, now: float, facts: HostFacts) -> bool:
+    """Ask the guest (PV control node) to power off or reboot; it takes a while.
+
+    Returns whether the guest acknowledged the request.  A Linux guest that is already shutting
+    down or rebooting, because of an earlier request or by itself, ignores a new one without
+    acknowledging it (drivers/xen/manage.c, shutdown_handler), so a shutdown asked during a
+    pending reboot does not turn it into a poweroff: the reboot goes on.  A guest that
+    ``ignore_acpi`` acknowledges and then does nothing.
+    """
+    if dom.ignore_acpi:
+        return True
+    if dom.shutdown_reason is not None or dom.pending is not None:
+        return False
     dom.pending = kind
     dom.pending_at = now + (facts.reboot_seconds if kind == "reboot" else facts.shutdown_seconds)
+    return True
+
+
+# Not in the reference captures: the line is Xen 4.17's as an XCP-ng 8.3 (Xen 4.17) user reported it.
+PVCONTROL_TIMEOUT = (
+    "libxl: error: libxl_domain.c:848:pvcontrol_cb: guest didn't acknowledge control request: -9"
+)
+
+
+def wait_for_acknowledgement(ctx: Ctx, domid: int, verb: str) -> bool:
+    """libxl_domain_shutdown()/reboot() wait for the guest to empty its control/shutdown node.
+
+    A guest that ignores the request never does; the wait then ends when the domain is gone
+    (destroyed with its xenstore directory, e.g. by xl's monitor once the earlier reboot or
+    poweroff completes: that counts as acknowledged) or fails after libxl's 60 s timeout.
+    """
+    deadline = time.monotonic() + ctx.facts.pvcontrol_timeout_seconds
+    while True:
+        with ctx.state() as state:
+            if state.get(domid) is None:
+                return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            ctx.error(PVCONTROL_TIMEOUT, f"{verb} failed (rc=-9)")
+            return False
+        time.sleep(min(0.05, left))
 
 
 def wait_for_shutdowns(ctx: Ctx, domids: list[int]) -> None:

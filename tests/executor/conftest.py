@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from executor_hosts import QuietSimHost, clean_dir, inventory_for, start_hosts, stop_hosts
+from executor_hosts import clean_dir, inventory_for, start_hosts, stop_hosts
 
 from onexen.runtime.config import ServiceConfig
 from onexen.runtime.server import started_server
@@ -17,16 +17,17 @@ from services.executor.inventory import Inventory
 from services.executor.runner import SshRunner
 from services.executor.servicer import servicers, ssh_actions
 from simxen import testing, xlparse
+from simxen.host import SimHost
 
 
 @dataclass
 class Cluster:
-    hosts: list[QuietSimHost]
+    hosts: list[SimHost]
     datastore: Path
     remotes: Path
     inventory: Inventory
 
-    def host(self, name: str) -> QuietSimHost:
+    def host(self, name: str) -> SimHost:
         return next(h for h in self.hosts if h.name == name)
 
 

@@ -1,11 +1,8 @@
 """Simulated Xen hosts for the executor's tests and benchmark (a uniquely named helper module).
 
-`QuietSimHost` is simxen's host with one change: sshd gives sessions an empty HOME. On this
-development machine root's ~/.bashrc runs `pyenv init`, and bash sources it for every command
-sshd starts (Debian's bash does so for non-interactive shells under sshd): 150-300 ms per
-command, more than the simulated xl itself, and nothing a Xen host's oneadmin would have.
-Both ways of reaching the hosts (the executor, and one ssh process per action) see the same
-hosts, so comparisons stay fair.
+simxen's hosts give their SSH sessions an empty HOME (so no developer's ~/.bashrc runs before each
+command), so both ways of reaching the hosts (the executor, and one ssh process per action) see
+the same clean hosts and comparisons stay fair.
 """
 
 from __future__ import annotations
@@ -28,22 +25,13 @@ FAST: dict[str, Any] = {
 }
 
 
-class QuietSimHost(SimHost):
-    def _write_sshd_config(self) -> None:
-        super()._write_sshd_config()
-        home = self.host_dir / "home"
-        home.mkdir(exist_ok=True)
-        text = self.sshd_config_path.read_text()
-        self.sshd_config_path.write_text(text.replace("SetEnv ", f"SetEnv HOME={home} ", 1))
-
-
-def start_hosts(workdir: Path, names: Iterable[str], **facts: Any) -> list[QuietSimHost]:
+def start_hosts(workdir: Path, names: Iterable[str], **facts: Any) -> list[SimHost]:
     """Several hosts in one workdir (they trust each other), started side by side."""
     names = list(names)
     # The shared client key is made by the first host; make it before the others race for it.
-    first: QuietSimHost = QuietSimHost.start(workdir, names[0], **{**FAST, **facts})
+    first = SimHost.start(workdir, names[0], **{**FAST, **facts})
     with ThreadPoolExecutor(max_workers=8) as pool:
-        rest = list(pool.map(lambda n: QuietSimHost.start(workdir, n, **{**FAST, **facts}), names[1:]))
+        rest = list(pool.map(lambda n: SimHost.start(workdir, n, **{**FAST, **facts}), names[1:]))
     return [first, *rest]
 
 

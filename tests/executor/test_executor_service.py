@@ -15,11 +15,12 @@ import grpc
 import paramiko
 import pytest
 from conftest import Cluster, Executor, serve
-from executor_hosts import QuietSimHost, inventory_for, pv_config, start_hosts, stop_hosts
+from executor_hosts import inventory_for, pv_config, start_hosts, stop_hosts
 
 from onexen.runtime.errors import InvalidArgument, OnexenError, from_rpc_error
 from onexen.v1 import common_pb2, executor_pb2
 from services.executor.ssh import fingerprint
+from simxen.host import SimHost
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ async def rpc_error(call: Any) -> OnexenError:
     return from_rpc_error(caught.value)
 
 
-def domain_names(host: QuietSimHost) -> set[str]:
+def domain_names(host: SimHost) -> set[str]:
     return {d["name"] for d in host.domains()}
 
 
@@ -326,7 +327,7 @@ async def test_fifty_concurrent_actions_on_one_host(cluster: Cluster, executor: 
     assert executor.runner.ssh.connection(cluster.inventory.host("xen2")).connects == 1
 
 
-def _weights(host: QuietSimHost, names: list[str]) -> dict[str, int]:
+def _weights(host: SimHost, names: list[str]) -> dict[str, int]:
     listing = host.run_xl("sched-credit").stdout.splitlines()
     found = {}
     for line in listing:
@@ -337,7 +338,7 @@ def _weights(host: QuietSimHost, names: list[str]) -> dict[str, int]:
 
 
 @pytest.fixture
-async def ten_hosts(tmp_path: Path, cluster: Cluster) -> AsyncIterator[tuple[list[QuietSimHost], Executor]]:
+async def ten_hosts(tmp_path: Path, cluster: Cluster) -> AsyncIterator[tuple[list[SimHost], Executor]]:
     hosts = await asyncio.to_thread(start_hosts, tmp_path / "hosts", [f"node{i}" for i in range(10)])
     try:
         async for running in serve(inventory_for(hosts, cluster.datastore)):
@@ -346,7 +347,7 @@ async def ten_hosts(tmp_path: Path, cluster: Cluster) -> AsyncIterator[tuple[lis
         await asyncio.to_thread(stop_hosts, hosts)
 
 
-async def test_fifty_concurrent_actions_on_ten_hosts(ten_hosts: tuple[list[QuietSimHost], Executor]) -> None:
+async def test_fifty_concurrent_actions_on_ten_hosts(ten_hosts: tuple[list[SimHost], Executor]) -> None:
     hosts, executor = ten_hosts
     jobs = []
     for i in range(50):
@@ -411,7 +412,7 @@ async def test_sshd_restarted_or_host_rebooted_between_two_actions(tmp_path: Pat
             await asyncio.to_thread(host.stop)  # every session dies, as in a host reboot
             error = await rpc_error(running.stub.SetCredit(request))
             assert error.code == grpc.StatusCode.UNAVAILABLE
-            host = await asyncio.to_thread(QuietSimHost.start, host.workdir, "lone", port)
+            host = await asyncio.to_thread(SimHost.start, host.workdir, "lone", port)
             await running.stub.SetCredit(request)
             await asyncio.to_thread(host.restart_sshd)  # the listener only: sessions live on
             await running.stub.SetCredit(request)

@@ -15,11 +15,12 @@ from pathlib import Path
 import paramiko
 import pytest
 from conftest import Cluster
-from executor_hosts import QuietSimHost, start_hosts
+from executor_hosts import start_hosts
 
 from services.executor.errors import AuthenticationFailed, HostKeyMismatch, HostKeyUnknown, HostUnreachable
 from services.executor.inventory import HostSettings
 from services.executor.ssh import HostConnection, fingerprint, known_hosts_name
+from simxen.host import SimHost
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +29,13 @@ def settings(cluster: Cluster, name: str = "xen1", **changes: object) -> HostSet
     return replace(cluster.inventory.host(name), **changes)  # type: ignore[arg-type]
 
 
-def host_fingerprint(host: QuietSimHost) -> str:
+def host_fingerprint(host: SimHost) -> str:
     key = paramiko.Ed25519Key.from_private_key_file(str(host.host_dir / "ssh_host_ed25519_key"))
     return fingerprint(key)
 
 
 @pytest.fixture
-def lone_host(tmp_path: Path, cluster: Cluster) -> Iterator[QuietSimHost]:
+def lone_host(tmp_path: Path, cluster: Cluster) -> Iterator[SimHost]:
     """A host of its own, for tests that stop it or restart its sshd."""
     (host,) = start_hosts(tmp_path / "hosts", ["lone"])
     try:
@@ -43,7 +44,7 @@ def lone_host(tmp_path: Path, cluster: Cluster) -> Iterator[QuietSimHost]:
         host.stop()
 
 
-def lone_settings(host: QuietSimHost, **changes: object) -> HostSettings:
+def lone_settings(host: SimHost, **changes: object) -> HostSettings:
     base = HostSettings(
         name=host.name,
         address=host.address,
@@ -135,7 +136,7 @@ def test_an_unreachable_host(cluster: Cluster) -> None:
     assert caught.value.code.name == "UNAVAILABLE" and caught.value.metadata["host"] == "xen1"
 
 
-def test_sessions_are_remade_after_a_stop_and_survive_an_sshd_restart(lone_host: QuietSimHost) -> None:
+def test_sessions_are_remade_after_a_stop_and_survive_an_sshd_restart(lone_host: SimHost) -> None:
     conn = HostConnection(lone_settings(lone_host))
     try:
         assert conn.run("true", name="true", wait=10).ok
@@ -143,7 +144,7 @@ def test_sessions_are_remade_after_a_stop_and_survive_an_sshd_restart(lone_host:
         lone_host.stop()  # kills every session, as a host reboot would
         with pytest.raises(HostUnreachable):
             conn.run("true", name="true", wait=5)
-        restarted = QuietSimHost.start(lone_host.workdir, lone_host.name, port)
+        restarted = SimHost.start(lone_host.workdir, lone_host.name, port)
         assert conn.run("true", name="true", wait=10).ok and conn.connects == 2
         # Restarting the listener leaves established sessions alone (OpenSSH keeps them).
         restarted.restart_sshd()
@@ -240,7 +241,7 @@ def test_a_key_the_host_does_not_accept(cluster: Cluster, tmp_path: Path) -> Non
     )
 
 
-def test_a_session_gone_silent_is_replaced(lone_host: QuietSimHost) -> None:
+def test_a_session_gone_silent_is_replaced(lone_host: SimHost) -> None:
     conn = HostConnection(lone_settings(lone_host, connect_timeout=1.0))
     try:
         assert conn.run("true", name="true", wait=10).ok

@@ -96,6 +96,41 @@ def test_stop_ends_every_process_it_started(tmp_path: Path, xl_parser: Path) -> 
         host.stop()
 
 
+def test_stop_also_ends_sessions_accepted_before_a_restart(tmp_path: Path, xl_parser: Path) -> None:
+    host = SimHost.start(tmp_path / "hosts", "xen8", **FAST)
+    host.hang("list")
+    client = testing.ssh_client(host)
+    try:
+        chan = client.get_transport().open_session()  # type: ignore[union-attr]
+        chan.exec_command("xl list")
+        old_listener = host.sshd_pid
+        assert old_listener is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            "simxen.xl" in _cmdline(p) for p in _descendants(old_listener)
+        ):
+            time.sleep(0.1)
+        started = _descendants(old_listener)
+        assert any("simxen.xl" in _cmdline(p) for p in started)
+        host.restart_sshd()
+        assert host.sshd_pid is not None and not set(started) & set(_descendants(host.sshd_pid))
+        assert all(_cmdline(p) for p in started)  # the restart left the session alone...
+        host.stop()
+        assert all(not _cmdline(p) for p in started)  # ...and stop() ended it all the same
+    finally:
+        client.close()
+        host.stop()
+
+
+def test_sessions_have_their_own_empty_home(sim_host: SimHost) -> None:
+    client = testing.ssh_client(sim_host)
+    try:
+        rc, out, _ = testing.ssh_run(client, 'echo "$HOME"; ls -A "$HOME" | wc -l; cd && pwd')
+        assert (rc, out.split()) == (0, [str(sim_host.home_dir), "0", str(sim_host.home_dir)])
+    finally:
+        client.close()
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

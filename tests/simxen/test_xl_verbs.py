@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from simxen_fixtures import FIXTURES, block
+from simxen_fixtures import FAST, FIXTURES, block
 
 from simxen import render, savefile
 from simxen.host import SimHost
@@ -153,6 +153,40 @@ def test_reboot_gives_a_new_domid(local_host: SimHost, domu_cfg: Path) -> None:
     assert xl(local_host, "reboot", "domu1") == (0, "", "Rebooting domain 1\n")
     time.sleep(0.8)
     assert xl(local_host, "domid", "domu1") == (0, "2\n", "")
+
+
+def test_a_shutdown_during_a_pending_reboot_waits_for_the_reboot(local_host: SimHost, domu_cfg: Path) -> None:
+    # The rebooting Linux guest ignores the new request without acknowledging it; libxl waits for
+    # the acknowledgement until the reboot has replaced the domain (its xenstore node gone).
+    create_domu(local_host, domu_cfg)
+    assert xl(local_host, "reboot", "domu1") == (0, "", "Rebooting domain 1\n")
+    started = time.monotonic()
+    assert xl(local_host, "shutdown", "-w", "domu1") == (
+        0, "", "Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been destroyed\n",
+    )  # fmt: skip
+    assert time.monotonic() - started >= 0.3  # FAST: reboot 0.3 s, then the monitor's 0.3 s
+    assert xl(local_host, "domid", "domu1") == (0, "2\n", "")
+    time.sleep(0.8)  # well past a shutdown's time: the poweroff was not carried over
+    assert xl(local_host, "domid", "domu1") == (0, "2\n", "")
+    # the same for a second reboot, and the other way round
+    assert xl(local_host, "shutdown", "domu1")[0] == 0
+    assert xl(local_host, "reboot", "domu1") == (0, "", "Rebooting domain 2\n")
+    assert xl(local_host, "list", "domu1")[0] == 1
+
+
+def test_a_request_nobody_acknowledges_times_out(tmp_path: Path, xl_parser: Path, domu_cfg: Path) -> None:
+    host = SimHost.prepare(tmp_path / "hosts", "xenhost", pvcontrol_timeout_seconds=0.5, **FAST)
+    create_domu(host, domu_cfg)
+    assert xl(host, "save", "-c", "domu1", str(tmp_path / "ckpt"))[0] == 0  # no monitor any more
+    assert xl(host, "shutdown", "domu1")[0] == 0
+    time.sleep(0.5)
+    assert "---s--" in xl(host, "list", "domu1")[1]  # shut down, and nobody destroys it
+    assert xl(host, "reboot", "domu1") == (
+        1, "",
+        "Rebooting domain 1\n"
+        "libxl: error: libxl_domain.c:848:pvcontrol_cb: guest didn't acknowledge control request: -9\n"
+        "reboot failed (rc=-9)\n",
+    )  # fmt: skip
 
 
 def test_pause_unpause_and_destroy(local_host: SimHost, domu_cfg: Path) -> None:
