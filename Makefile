@@ -33,6 +33,7 @@ help:
 	@echo "make check-protos  fail when onexen/v1 is stale"
 	@echo "make lint          ruff + mypy"
 	@echo "make bench         run every benchmark under bench/, results in bench/results/"
+	@echo "make install-opennebula  install one_vmm_grpc/one_im_grpc and their config for oned/monitord"
 
 install: $(VENV_STAMP) $(APT_STAMP)
 
@@ -94,3 +95,7 @@ bench: install
 
 clean:
 	rm -rf $(STATE) build *.egg-info
+
+# Operators: the OpenNebula drivers and their configuration (see README, "OpenNebula").
+include adapter/install.mk
+install-opennebula: $(VENV_STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import socket
 import sys
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_up(args.workdir))
         from stack.demo import run_demo
 
+        # The demo owns its workdir: start from nothing so what it prints is this run's alone.
+        shutil.rmtree(args.workdir, ignore_errors=True)
         sys.exit(run_demo(Stack(args.workdir.resolve(), ports=free_ports())))
     except StackError as exc:
         print(f"onexen-stack: {exc}", file=sys.stderr)

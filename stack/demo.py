@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from adapter.demo import vm_life
 from onexen.v1 import translator_pb2, translator_pb2_grpc
 from stack.launcher import FULL_NAMES, Stack
 
@@ -81,6 +82,11 @@ def run_demo(stack: Stack) -> int:
                 status = rpc_status.from_call(err)
                 for detail in status.details if status else []:
                     say(f"    detail: {detail.type_url.rsplit('/', 1)[-1]}")
+
+        step("A VM's whole life, driven as OpenNebula drives it (one_vmm_grpc and one_im_grpc)")
+        if vm_life(stack, say) != 0:
+            say("  the VM's life did not go as expected: see the lines above and the service logs")
+            return 1
 
         step("Stopping everything that was started")
     say("  all services and hosts stopped; demo done")

@@ -80,7 +80,15 @@ class Stack:
         inventory = self.workdir / "inventory.toml"
         inventory.write_text(self._inventory_text())
         for name, port in self.ports.items():
-            extra = ["--inventory", str(inventory)] if name == "executor" else []
+            extra = {
+                "executor": ["--inventory", str(inventory)],
+                "monitor": [
+                    "--executor",
+                    f"127.0.0.1:{self.ports['executor']}",
+                    "--translator",
+                    f"127.0.0.1:{self.ports['translator']}",
+                ],
+            }.get(name, [])
             self.services[name] = self._spawn(name, port, extra)
         for service in self.services.values():
             wait_serving(service, timeout=30)

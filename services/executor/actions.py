@@ -279,15 +279,23 @@ class Actions:
         wait_for = float(timeout_seconds or s.host.shutdown_timeout)
         force = s.host.force_destroy if force_destroy is None else force_destroy
         async with self._locked((s.host.name, domain)):
+            before = await s.listed(domain)
             await s.run_ok(commands.shutdown(s.host, domain, timeout=CONTROL_SECONDS), domain)
             started = self._clock()
             shut_since: float | None = None
+            asked_domid = before.domid if before is not None else None
             delays = self._poll_delays()
             while True:
                 row = await s.listed(domain)
                 now = self._clock()
                 if row is None:
                     return ShutdownOutcome(False, s.outputs)
+                if asked_domid is not None and row.domid != asked_domid:
+                    # A new domid under the same name: the guest was rebooting (a REBOOT just
+                    # before this SHUTDOWN), and a Linux guest already going down drops further
+                    # requests without a word. Ask the guest it came back as.
+                    await s.run_ok(commands.shutdown(s.host, domain, timeout=CONTROL_SECONDS), domain)
+                asked_domid = row.domid
                 if parse.domain_state(row.flags) == common_pb2.DOMAIN_STATE_SHUTDOWN:
                     shut_since = shut_since if shut_since is not None else now
                     if now - shut_since >= SHUT_DOWN_GRACE_SECONDS:

@@ -126,7 +126,32 @@ async def test_shutdown_waits_until_the_domain_is_gone() -> None:
     runner = shutdown_host(3)
     done = await actions(runner).shutdown("xen1", "one-7", 30, None, Budget())
     assert not done.destroyed
-    assert runner.verbs() == ["shutdown", "list", "list", "list", "list"]
+    # One look before the request (its domid), then polls until the domain is gone.
+    assert runner.verbs() == ["list", "shutdown", "list", "list", "list"]
+
+
+async def test_a_shutdown_lost_to_a_pending_reboot_is_asked_again() -> None:
+    # Real xl: a shutdown while a reboot is pending returns 0 once the rebooted domain (a new
+    # domid) is there, and the guest never heard it. The executor asks the new domain.
+    state = {"shutdowns": 0, "polls": 0}
+
+    def handler(host: str, words: list[str]) -> Reply | None:
+        if words[0] == "shutdown":
+            state["shutdowns"] += 1
+            return 0, "", ""
+        if words[0] == "list":
+            state["polls"] += 1
+            if state["shutdowns"] == 0:
+                return 0, list_row(words[1], domid=5), ""
+            if state["shutdowns"] == 1:
+                return 0, list_row(words[1], domid=6), ""
+            return 1, "", NO_SUCH.format(words[1])
+        return None
+
+    runner = FakeRunner(handler)
+    done = await actions(runner).shutdown("xen1", "one-7", 30, None, Budget())
+    assert not done.destroyed
+    assert runner.verbs() == ["list", "shutdown", "list", "shutdown", "list"]
 
 
 async def test_a_guest_ignoring_shutdown_without_force_destroy() -> None:

@@ -1,0 +1,1 @@
+"""What both adapters share: line I/O, option parsing, log file, gRPC calls."""

@@ -1,0 +1,78 @@
+"""one_vmm_grpc: the VM_MAD executable (`python -m adapter.vmm.main "<ARGUMENTS>"`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from adapter.common.channels import adapter_channel
+from adapter.common.clients import Peer
+from adapter.common.lineio import LineWriter, Stdio, claim_stdio, read_lines
+from adapter.common.logfile import configure_file_logging
+from adapter.common.options import split_arguments
+from adapter.common.startup import OptionsError, refuse_init
+from adapter.vmm.actions import Ports, Settings, read_defaults
+from adapter.vmm.config import VmmOptions, parse_options
+from adapter.vmm.driver import VmmDriver
+from adapter.vmm.services import GrpcExecutor, GrpcTranslator
+from adapter.vmm.tm import LocalTransferManager
+from onexen.runtime.logging import get_logger
+
+
+async def run(options: VmmOptions, stdio: Stdio) -> None:
+    log = get_logger("adapter.vmm")
+    defaults = read_defaults(options.defaults)
+    log.info(
+        "started",
+        threads=options.threads,
+        retries=options.retries,
+        parallel_per_host=options.parallel_per_host,
+        timeout=options.timeout,
+        type=options.deploy_type,
+        defaults=str(options.defaults) if defaults else None,
+        remotes=str(options.remotes),
+        executor=options.executor.target,
+        translator=options.translator.target,
+    )
+    async with (
+        adapter_channel(options.executor) as executor,
+        adapter_channel(options.translator) as translator,
+    ):
+        ports = Ports(
+            executor=GrpcExecutor(executor, Peer("executor", options.executor.target)),
+            translator=GrpcTranslator(translator, Peer("translator", options.translator.target)),
+            tm=LocalTransferManager(options.remotes),
+        )
+        settings = Settings(
+            timeout=options.timeout,
+            retries=options.retries,
+            deploy_type=options.deploy_type,
+            defaults=defaults,
+            shutdown_timeout=options.shutdown_timeout,
+        )
+        driver = VmmDriver(
+            ports,
+            settings,
+            LineWriter(stdio.output_fd),
+            concurrency=options.threads,
+            parallel_per_host=options.parallel_per_host,
+        )
+        await driver.serve(read_lines(stdio.input_fd))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = split_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(args, os.environ)
+    except OptionsError as exc:
+        asyncio.run(refuse_init(claim_stdio(), str(exc)))
+        sys.exit(1)
+    stdio = claim_stdio()
+    configure_file_logging(options.log_file, options.log_level)
+    asyncio.run(run(options, stdio))
+
+
+if __name__ == "__main__":
+    main()
