@@ -619,13 +619,21 @@ class Actions:
                     )
             return out
 
-        info, listing, details, top, model, spaces = await _all(
+        async def disk_files() -> dict[str, int]:
+            if not datastore_paths:
+                return {}
+            # find exits 1 for an unreadable or missing directory and still lists the rest.
+            result = await s.run(commands.disk_files(datastore_paths, timeout=QUERY_SECONDS))
+            return parse.disk_files(result.stdout)
+
+        info, listing, details, top, model, spaces, sizes = await _all(
             s.run_ok(commands.xl_info(s.host, timeout=QUERY_SECONDS)),
             s.run_ok(commands.xl_list(s.host, timeout=QUERY_SECONDS)),
             s.run_ok(commands.xl_list_long(s.host, timeout=QUERY_SECONDS)),
             s.run_ok(commands.xentop(s.host, sample, timeout=top_seconds)),
             cpuinfo(),
             datastores(),
+            disk_files(),
         )
         sampled_at = time.time()
         try:
@@ -635,6 +643,7 @@ class Actions:
                 details, f"xl list -l on Xen host {s.host.name} printed no JSON ({exc})"
             ) from exc
         found = parse.domains(parse.xl_list(listing.stdout), long_entries, parse.xentop(top.stdout))
+        parse.apply_disk_sizes(found, sizes)
         return ProbeOutcome(
             host_info=parse.host_info(info.stdout, model),
             domains=found,

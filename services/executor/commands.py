@@ -217,18 +217,20 @@ def migrate(host: HostSettings, domain: str, destination: HostSettings, *, timeo
     is a `sh -c '...'` (or upstream's `su - USER -c '...'`) whose script is the whole ssh
     command: the words xl appends become the script's unused positional parameters.
     """
-    return xl(host, "migrate", "-s", migration_transport(host, destination), domain, destination.address,
+    address, _ = destination.migration_target
+    return xl(host, "migrate", "-s", migration_transport(host, destination), domain, address,
               timeout=timeout)  # fmt: skip
 
 
 def migration_transport(source: HostSettings, destination: HostSettings) -> str:
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-    ssh += ["-p", str(destination.port), "-l", destination.user]
+    address, port = destination.migration_target
+    ssh += ["-p", str(port), "-l", destination.user]
     if source.migration_key:
         ssh += ["-i", source.migration_key, "-o", "IdentitiesOnly=yes"]
     if source.migration_known_hosts:
         ssh += ["-o", f"UserKnownHostsFile={source.migration_known_hosts}"]
-    ssh.append(destination.address)
+    ssh.append(address)
     ssh += ["sudo", "-n"] if destination.use_sudo else []
     ssh += [destination.xm_path, "migrate-receive"]
     script = " ".join(shlex.quote(w) for w in ssh)
@@ -242,6 +244,17 @@ def migration_transport(source: HostSettings, destination: HostSettings) -> str:
 def df(paths: list[str], *, timeout: float) -> Command:
     # MiB, one line per path named by the path itself (a missing one is left out).
     return Command("df", ("df", "-B1M", "--output=file,size,used,avail", "--", *paths), timeout)
+
+
+def disk_files(paths: list[str], *, timeout: float) -> Command:
+    # The system datastores hold `<ds>/<vmid>/disk.<n>` (DATASTORE_LOCATION/<ds>/<vmid>/disk.<n>
+    # from the location itself); -L so a disk linked from an image datastore counts at its target.
+    # Allocated 512-byte blocks (%b) too: OpenNebula's DISK_SIZE is the space a disk takes.
+    return Command(
+        "find disks",
+        ("find", "-L", *paths, "-maxdepth", "3", "-type", "f", "-name", "disk.*", "-printf", r"%p\t%s\t%b\n"),
+        timeout,
+    )
 
 
 def network_step(

@@ -30,6 +30,9 @@ Every setting (either table; names are case-insensitive):
     datastore_roots (["/var/lib/one/datastores"]: every path a request names must lie inside)
     migration_via_su (true: xl's ssh to the destination runs as `user`, via `su - user`),
     migration_key, migration_known_hosts (paths on the host for that ssh; empty: its defaults)
+    migration_address, migration_port (how the OTHER hosts reach this one for `xl migrate`;
+                      empty/0: address and port. Differs when the executor reaches hosts through
+                      a forward or a management network that the hosts themselves do not use)
 """
 
 from __future__ import annotations
@@ -78,6 +81,14 @@ class HostSettings:
     migration_via_su: bool = True
     migration_key: str = ""
     migration_known_hosts: str = ""
+    # This host as a migration destination, seen from the source host (not from the executor).
+    migration_address: str = ""
+    migration_port: int = 0
+
+    @property
+    def migration_target(self) -> tuple[str, int]:
+        """(address, port) the source host's ssh uses when this host receives a migration."""
+        return (self.migration_address or self.address, self.migration_port or self.port)
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,8 @@ _KEY_ALIASES: dict[str, str] = {
     "migration_via_su": "migration_via_su",
     "migration_key": "migration_key",
     "migration_known_hosts": "migration_known_hosts",
+    "migration_address": "migration_address",
+    "migration_port": "migration_port",
 }
 
 # The xenrc variables that mean something to the executor; the rest of a xenrc
@@ -243,6 +256,8 @@ def _coerce(values: Mapping[str, Any], where: str, base_dir: Path | None) -> dic
             out[name] = _resolve(value, base_dir) if name in ("key", "known_hosts") and value else value
     if "port" in out and not 0 < out["port"] < 65536:
         raise InventoryError(f"{where}: port {out['port']} is out of range")
+    if out.get("migration_port") and not 0 < out["migration_port"] < 65536:
+        raise InventoryError(f"{where}: migration_port {out['migration_port']} is out of range")
     if "max_channels" in out and out["max_channels"] < 1:
         raise InventoryError(f"{where}: max_channels must be at least 1")
     for name in ("migration_key", "migration_known_hosts", "xm_path", "xentop_path", "remote_dir"):

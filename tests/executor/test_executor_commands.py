@@ -92,6 +92,21 @@ def test_migration_transport_comes_from_the_destinations_inventory() -> None:
     ]  # fmt: skip
 
 
+def test_migration_uses_the_destinations_migration_address_when_it_has_one() -> None:
+    # The executor reaches xen2 through a forward (127.0.0.1:40002); xen1 reaches it as xen2:22.
+    source = HostSettings(name="xen1", address="127.0.0.1", port=40001)
+    target = HostSettings(
+        name="xen2", address="127.0.0.1", port=40002, migration_address="xen2", migration_port=22
+    )
+    argv = words(commands.migrate(source, "one-7", target, timeout=600))
+    assert argv[-2:] == ["one-7", "xen2"]
+    ssh = shlex.split(shlex.split(argv[-3])[4])
+    assert ssh[ssh.index("-p") + 1] == "22" and ssh[ssh.index("-l") + 2] == "xen2"
+    # Without the settings the destination's own address and port are used, as before.
+    plain = HostSettings(name="xen2", address="10.0.0.12", port=2222)
+    assert plain.migration_target == ("10.0.0.12", 2222)
+
+
 def test_migration_transport_without_su_keeps_xls_extra_words_harmless() -> None:
     source = HostSettings(
         name="xen1", address="a", migration_via_su=False, migration_key="/k", migration_known_hosts="/kh"

@@ -222,3 +222,20 @@ def test_checkpoint_name_from_an_xl_save_header() -> None:
     assert parse.checkpoint_domain_name(header + optdata + b"guest memory...") == "one-7"
     assert parse.checkpoint_domain_name(b"not a save file" * 10) is None
     assert parse.checkpoint_domain_name(header + optdata[:10]) is None
+
+
+def test_disk_files_are_sized_by_the_space_they_take_and_matched_to_domains() -> None:
+    sizes = parse.disk_files(
+        "/var/lib/one/datastores/0/7/disk.0\t1073741824\t409600\n"
+        "/var/lib/one/datastores/0/7/disk.1\t1048576\t0\n"
+        "find: '/var/lib/one/datastores/9': No such file or directory\n"
+    )
+    assert sizes == {
+        "/var/lib/one/datastores/0/7/disk.0": 409600 * 512,
+        "/var/lib/one/datastores/0/7/disk.1": 0,
+    }
+    domain = common_pb2.Domain(name="one-7")
+    domain.disks.add(vdev="xvda", pdev_path="/var/lib/one//datastores/0/7/disk.0")  # oned's double slash
+    domain.disks.add(vdev="xvdb", pdev_path="/srv/elsewhere.img")
+    parse.apply_disk_sizes([domain], sizes)
+    assert [d.size_bytes for d in domain.disks] == [409600 * 512, 0]

@@ -96,6 +96,12 @@ async def test_every_action_of_a_vms_life(cluster: Cluster, executor: Executor) 
     )
     assert (attached.disk.vdev, attached.disk.pdev_path, attached.disk.format) == ("xvdb", str(image), "raw")
     assert attached.outputs[0].command.endswith(f"block-attach one-101 raw:{image} xvdb w")
+    # The probe reports the space each disk takes (upstream computed it and threw it away).
+    probe = await stub.Probe(
+        executor_pb2.ProbeRequest(host="xen1", datastore_paths=[str(cluster.datastore)], sample_seconds=0.2)
+    )
+    disks = {d.vdev: d for d in next(d for d in probe.domains if d.name == "one-101").disks}
+    assert disks["xvdb"].size_bytes == 4096
     await stub.DetachDisk(executor_pb2.DetachDiskRequest(host="xen1", domain="one-101", target="xvdb"))
 
     nic = await stub.AttachNic(

@@ -118,3 +118,13 @@ def test_rendered_inventory_reads_back(tmp_path: Path) -> None:
     host = load_inventory(path).host("xen1")
     assert (host.user, host.force_destroy, host.port) == ("root", True, 2201)
     assert host.known_hosts == str(tmp_path / 'odd "path"\n')
+
+
+def test_migration_address_and_port_are_read_and_checked() -> None:
+    text = (
+        '[hosts.xen2]\naddress = "127.0.0.1"\nport = 40002\nmigration_address = "xen2"\nmigration_port = 22\n'
+    )
+    host = parse_inventory(text).host("xen2")
+    assert (host.address, host.port, host.migration_target) == ("127.0.0.1", 40002, ("xen2", 22))
+    with pytest.raises(InventoryError, match="migration_port 70000 is out of range"):
+        parse_inventory("[hosts.xen2]\nmigration_port = 70000\n")
