@@ -26,18 +26,21 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simxen import inject, xlparse
+from simxen import inject, xlparse, zygote
+from simxen.errors import XlParserUnavailable
 from simxen.facts import HostFacts
 from simxen.store import Store
 
@@ -212,6 +215,11 @@ def _serving(address: str, port: int) -> list[int]:
     return found
 
 
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 def _kill_tree(pid: int | None, timeout: float = 5.0, host: SimHost | None = None) -> None:
     """SIGTERM the listener and everything it started, SIGKILL what is left after ``timeout``.
 
@@ -256,6 +264,9 @@ class SimHost:
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: Any = field(default=None, repr=False)
     _served: bool = field(default=False, repr=False)  # this object's sshd has served its port
+    _zygote: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _zygote_control: weakref.finalize[Any, Any] | None = field(default=None, repr=False)  # ends the server
+    _zygote_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     # ----- paths -----
     @property
@@ -328,6 +339,11 @@ class SimHost:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     @property
+    def zygote_pid(self) -> int | None:
+        """The fork server that runs bin/xl's calls (see simxen.zygote), if this object started one."""
+        return self._zygote.pid if self._zygote is not None and self._zygote.poll() is None else None
+
+    @property
     def running(self) -> bool:
         return self.sshd_pid is not None
 
@@ -364,6 +380,50 @@ class SimHost:
         self.home_dir.mkdir(exist_ok=True)
         self.store.initialise(HostFacts().updated(**{"hostname": self.name, **facts}))
         self._write_wrappers()
+        self._start_zygote()
+
+    def _start_zygote(self) -> None:
+        """The host's fork server (see simxen.zygote), unless one already answers on bin/.
+
+        Not waited for: until it listens, bin/xl runs the Python wrapper.  It ends with
+        ``stop()``, or when this object is collected (its control pipe closes).
+        """
+        if self._zygote is not None and self._zygote.poll() is None:
+            return
+        if not (self.bin_dir / zygote.fallback_name("xl")).exists() or zygote.answering(self.bin_dir):
+            return
+        read_end, write_end = os.pipe()
+        code = "import sys; sys.path.insert(0, sys.argv.pop(1)); from simxen.zygote import main; main()"
+        argv = [wrapper_python(), "-I", "-S", "-c", code, str(PACKAGE_ROOT), str(self.bin_dir), str(read_end)]
+        try:
+            with open(self.host_dir / "zygote.log", "ab") as log:
+                self._zygote = subprocess.Popen(
+                    [*argv, *(f"{k}={v}" for k, v in self._zygote_env.items())],
+                    # small, as an SSH session's: a call replaces it with the client's, by difference
+                    env={k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ")}
+                    | {"PATH": BASE_PATH},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    pass_fds=(read_end,),
+                    start_new_session=True,  # no terminal's ^C; stop() ends it and its children
+                )
+        except OSError:
+            os.close(write_end)
+            return
+        finally:
+            os.close(read_end)
+        self._zygote_control = weakref.finalize(self, _close_quietly, write_end)
+
+    def _stop_zygote(self) -> None:
+        proc, self._zygote = self._zygote, None
+        control, self._zygote_control = self._zygote_control, None
+        if control is not None:
+            control()  # closes the pipe (once: a finalizer runs at most once)
+        if proc is not None:
+            _kill_tree(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
     def _prepare_keys(self) -> None:
         """Client key (shared by the workdir), host keys, authorized_keys; kept across restarts."""
@@ -385,16 +445,28 @@ class SimHost:
             "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()) + "export " + " ".join(env) + "\n"
         )
         python = shlex.quote(wrapper_python())
+        try:
+            client: Path | None = zygote.build_client()
+        except (XlParserUnavailable, OSError):
+            client = None  # no gcc: bin/xl is the Python wrapper itself, as it always worked
+        self._zygote_env = env
         for tool, module in (("xl", "simxen.xl"), ("xentop", "simxen.xentop")):
             # -I -S: no site-packages, no PYTHON* variables: a fast start that only sees simxen
             code = f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {module} import command; command()"
-            _write(
-                self.bin_dir / tool,
+            script = (
                 f"#!/bin/sh\n# simxen: simulated {tool} of host {self.name} (generated)\n{exports}"
                 f"exec {python} -I -S -c {shlex.quote(code)} {shlex.quote(str(PACKAGE_ROOT))} "
-                '"$@"\n',
-                0o755,
+                '"$@"\n'
             )
+            if client is None:
+                _write(self.bin_dir / tool, script, 0o755)
+                continue
+            # the fork server's client (see simxen.zygote), which runs the wrapper without a server
+            _write(self.bin_dir / zygote.fallback_name(tool), script, 0o755)
+            tmp = self.bin_dir / f".{tool}.{os.getpid()}"
+            shutil.copyfile(client, tmp)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, self.bin_dir / tool)
         _write(self.sudo_path, _SUDO_SCRIPT.replace("@BIN@", shlex.quote(str(self.bin_dir))), 0o755)
         for tool, real in (("ssh", SSH), ("scp", SCP)):
             _write(
@@ -540,6 +612,7 @@ class SimHost:
     def stop(self) -> None:
         """Stop sshd and every process it started (sessions, commands).  State is kept."""
         self._terminate()
+        self._stop_zygote()
         _running_hosts.discard(self)
 
     def restart_sshd(self, ready_timeout: float = 15.0) -> None:

@@ -66,7 +66,11 @@ def two_sim_hosts(
 @contextlib.contextmanager
 def prepared_host(workdir: Path | str, name: str = "xen1", **facts: Any) -> Iterator[SimHost]:
     """A host without sshd: state dir and bin/ wrappers for local ``host.run_xl(...)``."""
-    yield SimHost.prepare(workdir, name, **facts)
+    host = SimHost.prepare(workdir, name, **facts)
+    try:
+        yield host
+    finally:
+        host.stop()  # its fork server (simxen.zygote)
 
 
 def ssh_client(

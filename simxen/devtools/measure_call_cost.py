@@ -9,6 +9,10 @@ executor's baseline does).  CPU comes from ``getrusage(RUSAGE_CHILDREN)`` (every
 started: the sh wrapper and python; over SSH the ssh client) plus, over SSH, the growth of the
 sshd listener's cutime+cstime (the session processes it reaped: sshd's session, the user's shell,
 sudo, xl), so it does not depend on how busy the machine is.
+
+Each verb is measured twice: through the fork server (``bin/xl``, see simxen.zygote; its CPU adds
+the server's own and that of the children it forked and reaped) and through the Python wrapper
+that runs without a server (``bin/.xl.py-wrapper``: one interpreter start per call).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simxen import zygote
 from simxen.host import SimHost, wrapper_python
 
 GUEST_CONFIG: dict[str, Any] = {
@@ -50,24 +55,29 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _reaped_cpu(pid: int | None) -> float:
-    """CPU of the children ``pid`` has reaped (cutime + cstime of /proc/PID/stat)."""
+def _reaped_cpu(pid: int | None, own: bool = False) -> float:
+    """CPU of the children ``pid`` has reaped (cutime + cstime of /proc/PID/stat), with ``own``
+    also its own (utime + stime)."""
     if pid is None:
         return 0.0
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[13]) + int(fields[14]) + (int(fields[11]) + int(fields[12]) if own else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(argv: list[str], calls: int, sshd_pid: int | None = None) -> tuple[float, float]:
+def measure(
+    argv: list[str], calls: int, sshd_pid: int | None = None, zygote_pid: int | None = None
+) -> tuple[float, float]:
     """(CPU seconds, wall seconds) per call, averaged over ``calls`` sequential calls."""
-    cpu0, srv0, wall0 = _cpu(), _reaped_cpu(sshd_pid), time.perf_counter()
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    srv0 = _reaped_cpu(sshd_pid) + _reaped_cpu(zygote_pid, own=True)
     for _ in range(calls):
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
         if proc.returncode != 0:
             raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
     wall = time.perf_counter() - wall0
-    cpu = _cpu() - cpu0 + _reaped_cpu(sshd_pid) - srv0
+    cpu = _cpu() - cpu0 + _reaped_cpu(sshd_pid) + _reaped_cpu(zygote_pid, own=True) - srv0
     return cpu / calls, wall / calls
 
 
@@ -95,24 +105,38 @@ def main() -> int:
     host = SimHost.start(workdir, "cost1") if args.ssh else SimHost.prepare(workdir, "cost1")
     try:
         add_guest(host)
+        zygote_pid = host.zygote_pid
+        deadline = time.monotonic() + 10
+        while zygote_pid is not None and not zygote.answering(host.bin_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if zygote_pid is None or not zygote.answering(host.bin_dir):
+            print("no fork server (no gcc?): bin/xl runs the Python wrapper")
+            zygote_pid = None
         python = wrapper_python()
         cpu, wall = measure([python, "-I", "-S", "-c", "pass"], args.calls)
         print(f"{python} -I -S -c pass: {cpu * 1e3:.1f} ms CPU, {wall * 1e3:.1f} ms wall (the floor)")
         print(
-            f"{'call':28} {'local cpu':>10} {'local wall':>11}"
+            f"{'call':28} {'path':8} {'local cpu':>10} {'local wall':>11}"
             + (f" {'ssh cpu':>9} {'ssh wall':>9}" if args.ssh else "")
         )
         for label, argv in CALLS:
-            local = [str(host.bin_dir / argv[0]), *argv[1:]]
-            measure(local, 2)  # warm the page cache and __pycache__
-            cpu, wall = measure(local, args.calls)
-            line = f"{label:28} {cpu * 1e3:8.1f}ms {wall * 1e3:9.1f}ms"
-            if args.ssh:
-                remote = host.ssh_argv("sudo", "-n", *argv)
-                measure(remote, 2, host.sshd_pid)
-                scpu, swall = measure(remote, args.calls, host.sshd_pid)
-                line += f" {scpu * 1e3:7.1f}ms {swall * 1e3:7.1f}ms"
-            print(line, flush=True)
+            ways: list[tuple[str, str, int | None]] = (
+                [("server", argv[0], zygote_pid)] if zygote_pid is not None else []
+            )
+            if (host.bin_dir / zygote.fallback_name(argv[0])).exists():
+                ways.append(("python", zygote.fallback_name(argv[0]), None))
+            for way, tool, pid in ways:
+                local = [str(host.bin_dir / tool), *argv[1:]]
+                measure(local, 2)  # warm the page cache and __pycache__
+                cpu, wall = measure(local, args.calls, zygote_pid=pid)
+                line = f"{label:28} {way:8} {cpu * 1e3:8.1f}ms {wall * 1e3:9.1f}ms"
+                if args.ssh:
+                    # `sudo -n xl ...` as the executor runs it; the wrapper by its path
+                    remote = host.ssh_argv("sudo", "-n", *(argv if way == "server" else local))
+                    measure(remote, 2, host.sshd_pid)
+                    scpu, swall = measure(remote, args.calls, host.sshd_pid, pid)
+                    line += f" {scpu * 1e3:7.1f}ms {swall * 1e3:7.1f}ms"
+                print(line, flush=True)
     finally:
         host.stop()
         if args.workdir is None:

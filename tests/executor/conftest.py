@@ -3,32 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 import pytest
-from executor_hosts import clean_dir, inventory_for, start_hosts, stop_hosts
+from executor_hosts import Cluster, Executor, clean_dir, inventory_for, serve, start_hosts, stop_hosts
 
-from onexen.runtime.config import ServiceConfig
-from onexen.runtime.server import started_server
-from onexen.v1 import executor_pb2_grpc
-from services.executor.inventory import Inventory
-from services.executor.runner import SshRunner
-from services.executor.servicer import servicers, ssh_actions
 from simxen import testing, xlparse
-from simxen.host import SimHost
-
-
-@dataclass
-class Cluster:
-    hosts: list[SimHost]
-    datastore: Path
-    remotes: Path
-    inventory: Inventory
-
-    def host(self, name: str) -> SimHost:
-        return next(h for h in self.hosts if h.name == name)
 
 
 def _require_simxen() -> None:
@@ -50,25 +29,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(hosts, datastore, remotes, inventory_for(hosts, datastore, remote_dir=remotes))
     finally:
         stop_hosts(hosts)
-
-
-@dataclass
-class Executor:
-    stub: executor_pb2_grpc.ExecutorServiceStub
-    runner: SshRunner
-
-
-async def serve(inventory: Inventory) -> AsyncIterator[Executor]:
-    actions, runner = ssh_actions(inventory, threads=64)
-    config = ServiceConfig(service="executor", port=0, grace_seconds=0.1)
-    try:
-        async with (
-            started_server(config, servicers(inventory, actions)) as server,
-            grpc.aio.insecure_channel(server.target) as channel,
-        ):
-            yield Executor(executor_pb2_grpc.ExecutorServiceStub(channel), runner)
-    finally:
-        runner.close()
 
 
 @pytest.fixture

@@ -8,12 +8,20 @@ the same clean hosts and comparisons stay fair.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from onexen.runtime.config import ServiceConfig
+from onexen.runtime.server import started_server
+from onexen.v1 import executor_pb2_grpc
 from services.executor.inventory import Inventory, parse_inventory, render_inventory
+from services.executor.runner import SshRunner
+from services.executor.servicer import servicers, ssh_actions
 from simxen.host import SimHost
 
 # Quick guests (the real host took 1-3 s for each step).
@@ -86,3 +94,33 @@ def clean_dir(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+@dataclass
+class Cluster:
+    hosts: list[SimHost]
+    datastore: Path
+    remotes: Path
+    inventory: Inventory
+
+    def host(self, name: str) -> SimHost:
+        return next(h for h in self.hosts if h.name == name)
+
+
+@dataclass
+class Executor:
+    stub: executor_pb2_grpc.ExecutorServiceStub
+    runner: SshRunner
+
+
+async def serve(inventory: Inventory) -> AsyncIterator[Executor]:
+    actions, runner = ssh_actions(inventory, threads=64)
+    config = ServiceConfig(service="executor", port=0, grace_seconds=0.1)
+    try:
+        async with (
+            started_server(config, servicers(inventory, actions)) as server,
+            grpc.aio.insecure_channel(server.target) as channel,
+        ):
+            yield Executor(executor_pb2_grpc.ExecutorServiceStub(channel), runner)
+    finally:
+        runner.close()

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from conftest import Cluster
-from executor_hosts import start_hosts
+from executor_hosts import Cluster, start_hosts
 
 from services.executor.errors import AuthenticationFailed, HostKeyMismatch, HostKeyUnknown, HostUnreachable
 from services.executor.inventory import HostSettings

@@ -11,13 +11,14 @@ import dataclasses
 import json
 import os
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simxen import fastjson, records
+from simxen import fastjson, records, zygote
 from simxen.host import PACKAGE_ROOT, SimHost, wrapper_python
 
 # Each costs a simulated call milliseconds of CPU (dataclasses alone ~40 ms with inspect, ast and
@@ -57,8 +58,84 @@ def test_common_verbs_import_nothing_heavy(tmp_path: Path, argv: list[str]) -> N
 
 def test_the_wrappers_start_an_isolated_interpreter_without_site(tmp_path: Path) -> None:
     host = SimHost.prepare(tmp_path / "hosts", "xencost")
-    text = host.xl_path.read_text()
+    wrapper = host.bin_dir / zygote.fallback_name("xl")  # what bin/xl runs without its fork server
+    text = (wrapper if wrapper.exists() else host.xl_path).read_text()
     assert f"exec {wrapper_python()} -I -S -c " in text and "from simxen.xl import command" in text
+
+
+def _wait_for_server(host: SimHost) -> None:
+    deadline = time.monotonic() + 15
+    while not zygote.answering(host.bin_dir):
+        assert time.monotonic() < deadline, "the fork server did not start"
+        time.sleep(0.02)
+
+
+def test_the_fork_server_runs_calls_as_the_wrapper_does(tmp_path: Path) -> None:
+    host = SimHost.prepare(tmp_path / "hosts", "xencost")
+    if not (host.bin_dir / zygote.fallback_name("xl")).exists():
+        pytest.skip("no C compiler: bin/xl is the Python wrapper")
+    host.add_wild_domain("guest1")
+    _wait_for_server(host)
+    wrapper = str(host.bin_dir / zygote.fallback_name("xl"))
+    (tmp_path / "cwd").mkdir()
+    env = {**os.environ, "TZ": "UTC"}
+    # (list and info show running times, which move between two calls: compared without stdout)
+    for args in (
+        ["list"],
+        ["info"],
+        ["nosuch"],
+        ["domid", "nosuch"],
+        [],
+        ["help", "list"],
+        ["domid", "guest1"],
+    ):
+        via_server = subprocess.run(
+            [str(host.xl_path), *args], capture_output=True, timeout=60, cwd=tmp_path / "cwd", env=env
+        )
+        direct = subprocess.run(
+            [wrapper, *args], capture_output=True, timeout=60, cwd=tmp_path / "cwd", env=env
+        )
+        assert (via_server.returncode, via_server.stderr) == (direct.returncode, direct.stderr), args
+        if args[:1] not in (["list"], ["info"]):
+            assert via_server.stdout == direct.stdout, args
+    pids = {call["pid"] for call in host.calls()}
+    assert host.zygote_pid is not None and len(pids) == len(host.calls())
+    # stdin is the caller's too
+    out = subprocess.run([str(host.xl_path), "domid", "guest1"], input=b"", capture_output=True, timeout=60)
+    assert out.stdout.strip() == b"1"
+    host.stop()
+    assert host.zygote_pid is None and not zygote.answering(host.bin_dir)
+    assert host.run_xl("domid", "guest1").stdout.strip() == "1"  # the Python wrapper takes over
+
+
+def test_a_killed_client_ends_its_call(tmp_path: Path) -> None:
+    host = SimHost.prepare(tmp_path / "hosts", "xencost")
+    if not (host.bin_dir / zygote.fallback_name("xl")).exists():
+        pytest.skip("no C compiler: bin/xl is the Python wrapper")
+    _wait_for_server(host)
+    host.hang("list")
+    proc = subprocess.run(["timeout", "0.5", str(host.xl_path), "list"], capture_output=True, timeout=60)
+    assert proc.returncode == 124
+    server = host.zygote_pid
+    assert server is not None
+    deadline = time.monotonic() + 5
+    while _children(server):
+        assert time.monotonic() < deadline, "the hung call outlived its client"
+        time.sleep(0.02)
+    host.stop()
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == parent and stat[stat.rfind(")") + 2] != "Z":
+                found.append(int(entry))
+    return found
 
 
 def test_a_read_only_command_does_not_rewrite_the_state(tmp_path: Path) -> None:

@@ -1,0 +1,294 @@
+"""A simulated host's fork server: xl and xentop calls without an interpreter start each.
+
+A fresh ``python -I -S`` costs a simulated call ~16 ms of CPU before simxen runs at all, several
+times what a real xl (a small C program) costs.  So each host runs one server (started by
+SimHost, a child of it) that has simxen imported and listens on ``bin/.zygote.sock``.  The
+host's ``bin/xl`` and ``bin/xentop`` are a small C client (shim/zygote_client.c) that sends the
+call's argv, environment, cwd, umask and its stdin/stdout/stderr (SCM_RIGHTS) and waits; the
+server forks a child that takes those fds as 0/1/2 and runs ``simxen.xl.command()`` (or
+xentop's) exactly as the Python wrapper would, then sends the child's wait status back.
+
+The call stays the client's: when the client dies (``timeout``, a closed session, ``stop()``)
+the connection closes and the server kills the child.  Children also die with the server
+(PR_SET_PDEATHSIG), and the server exits when its SimHost lets go of it (the control pipe's
+write end, kept by the SimHost, closes).  Without gcc or a server, the client execs the Python
+wrapper (``bin/.xl.py-wrapper``): slower, same behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import hashlib
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from simxen.errors import XlParserUnavailable
+
+CLIENT_SOURCE = Path(__file__).resolve().parent / "shim" / "zygote_client.c"
+SOCKET_NAME = ".zygote.sock"
+TOOLS = ("xl", "xentop")
+_PR_SET_PDEATHSIG = 1
+
+
+def fallback_name(tool: str) -> str:
+    """The Python wrapper the client execs when there is no server (see zygote_client.c)."""
+    return f".{tool}.py-wrapper"
+
+
+def build_client(*, directory: Path | None = None) -> Path:
+    """Compile the client unless this version is already built; safe to race (as build_shim)."""
+    from simxen.xlparse import cache_dir
+
+    source = CLIENT_SOURCE.read_bytes()
+    target_dir = directory or cache_dir()
+    target = target_dir / f"simxen-xl-client-{hashlib.sha256(source).hexdigest()[:16]}"
+    if target.exists():
+        return target
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise XlParserUnavailable("no C compiler to build the xl client")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".simxen-xl-client-", dir=target_dir)
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [gcc, "-O2", "-Wall", "-Wextra", "-o", tmp, str(CLIENT_SOURCE)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise XlParserUnavailable(f"building the xl client failed:\n{proc.stderr}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def answering(bin_dir: Path) -> bool:
+    """True when a server accepts calls on ``bin_dir``'s socket."""
+    dirfd = os.open(bin_dir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(f"/proc/self/fd/{dirfd}/{SOCKET_NAME}")
+            return True
+    except OSError:
+        return False
+    finally:
+        os.close(dirfd)
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def _preimport() -> None:
+    """Everything a call may import, so that no child pays for it (nor for compiling)."""
+    for name in (
+        "simxen.xl", "simxen.xentop", "simxen.xlverbs", "simxen.xldevices", "simxen.xlsave",
+        "simxen.inject", "simxen.render", "simxen.xl_help",
+    ):  # fmt: skip
+        __import__(name)
+
+
+class _Server:
+    def __init__(self, bin_dir: str, control_fd: int, baked_env: dict[str, str]) -> None:
+        self.baked_env = baked_env
+        self.control_fd = control_fd
+        self.dirfd = os.open(bin_dir, os.O_RDONLY | os.O_DIRECTORY)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        tmp = f".zygote.{os.getpid()}.sock"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self.dirfd)
+        self.listener.bind(f"/proc/self/fd/{self.dirfd}/{tmp}")
+        self.listener.listen(256)
+        os.replace(tmp, SOCKET_NAME, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.by_pid: dict[int, socket.socket] = {}  # running child -> its client's connection
+        self.by_fd: dict[int, int] = {}  # connection fd -> child pid
+        self.prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def serve(self) -> None:
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
+        poller.register(self.control_fd, select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd == self.control_fd:
+                    self._shutdown()
+                elif fd == self.wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wake_r, 4096)
+                    self._reap(poller)
+                elif fd == self.listener.fileno():
+                    self._accept(poller)
+                elif fd in self.by_fd:
+                    # The client sends nothing after its request: readable means it is gone.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.by_fd[fd], signal.SIGKILL)
+                    poller.unregister(fd)
+            self._reap(poller)
+
+    def _shutdown(self) -> None:
+        for pid in self.by_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            st = os.stat(SOCKET_NAME, dir_fd=self.dirfd)
+            if st.st_ino == os.fstat(self.listener.fileno()).st_ino:
+                os.unlink(SOCKET_NAME, dir_fd=self.dirfd)
+        os._exit(0)
+
+    def _reap(self, poller: select.poll) -> None:
+        while self.by_pid:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.by_pid.pop(pid, None)
+            if conn is None:
+                continue
+            fd = conn.fileno()
+            if self.by_fd.pop(fd, None) is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    poller.unregister(fd)
+            with contextlib.suppress(OSError):
+                conn.sendall(struct.pack("=i", status))
+            conn.close()
+
+    def _accept(self, poller: select.poll) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            conn.settimeout(5.0)  # a client sends its whole request at once
+            fds, body = self._receive(conn)
+        except (OSError, ValueError):
+            conn.close()
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        if pid == 0:
+            self._child(conn, fds, body)
+        for fd in fds:
+            os.close(fd)
+        self.by_pid[pid] = conn
+        self.by_fd[conn.fileno()] = pid
+        poller.register(conn, select.POLLIN)
+
+    @staticmethod
+    def _receive(conn: socket.socket) -> tuple[list[int], bytes]:
+        fds: list[int] = []
+        data, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * 4))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += struct.unpack(f"={len(payload) // 4}i", payload[: len(payload) - len(payload) % 4])
+        try:
+            if len(fds) != 3 or len(data) < 4:
+                raise ValueError("bad request")
+            (size,) = struct.unpack("=I", data[:4])
+            chunks = [data[4:]]
+            got = len(data) - 4
+            while got < size:
+                chunk = conn.recv(size - got)
+                if not chunk:
+                    raise ValueError("short request")
+                chunks.append(chunk)
+                got += len(chunk)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds, b"".join(chunks)
+
+    def _child(self, conn: socket.socket, fds: list[int], body: bytes) -> None:
+        """Become the call: the client's fds, cwd, umask, environment and argv; never returns."""
+        try:
+            self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for other in self.by_pid.values():
+                other.close()
+            conn.close()
+            self.listener.close()
+            for fd in (self.control_fd, self.wake_r, self.wake_w, self.dirfd):
+                os.close(fd)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            for fd in fds:
+                if fd > 2:
+                    os.close(fd)
+            fields = [f.decode("utf-8", "surrogateescape") for f in body.split(b"\0")[:-1]]
+            tool, cwd, umask, argc = fields[0], fields[1], int(fields[2], 8), int(fields[3])
+            args, env = fields[4 : 4 + argc], fields[4 + argc :]
+            with contextlib.suppress(OSError):
+                os.chdir(cwd)
+            os.umask(umask)
+            wanted = dict(item.partition("=")[::2] for item in env if "=" in item[1:])
+            wanted.update(self.baked_env)  # as the wrapper's exports do
+            # Only what differs: every putenv() costs, and the server's own environment is small.
+            for key in [key for key in os.environ if key not in wanted]:
+                del os.environ[key]
+            for key, value in wanted.items():
+                if os.environ.get(key) != value:
+                    os.environ[key] = value
+            import time
+
+            time.tzset()
+            sys.argv = ["-c", *args]  # what `python -c CODE ARGS` shows
+            module = sys.modules["simxen.xentop" if tool == "xentop" else "simxen.xl"]
+            module.command()
+        except SystemExit as e:
+            code = e.code
+            rc = code if isinstance(code, int) else (0 if code is None else 1)
+            if not isinstance(code, int | None):
+                print(code, file=sys.stderr)
+            _flush_and_exit(rc)
+        except BaseException:
+            traceback.print_exc()
+            _flush_and_exit(1)
+        _flush_and_exit(0)
+
+
+def _flush_and_exit(rc: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(rc & 0xFF)
+
+
+def main() -> None:
+    """``python -I -S -c ... PACKAGE_ROOT BIN_DIR CONTROL_FD K=V...`` (see SimHost)."""
+    bin_dir, control_fd = sys.argv[1], int(sys.argv[2])
+    baked = dict(item.partition("=")[::2] for item in sys.argv[3:])
+    _preimport()
+    # Children would otherwise copy every page the collector touches on their first collection.
+    gc.collect()
+    gc.freeze()
+    _Server(bin_dir, control_fd, baked).serve()
