@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -135,10 +136,28 @@ class Session:
         return self.budget.limit(FILE_SECONDS, what, self.host.name)
 
 
+# What libxl prints while cleaning up after a failure: true, but never the reason. A refused
+# `xl create` ends with these three lines, after the line that says why.
+_CLEANUP_NOISE = re.compile(
+    r"Non-existant domain|Unable to destroy guest|Destruction of domain failed|^Parsing config from "
+)
+# "libxl: error: libxl_create.c:1296:initiate_domain_create: Domain 3:" says where, not what.
+_LIBXL_PREFIX = re.compile(r"^libxl: (error|warning): [\w.]+:\d+:\w+: (Domain \d+:)?")
+
+
+def stderr_summary(stderr: str) -> str:
+    """The lines of a failed command's stderr an operator needs: the cause first, libxl's
+    cleanup chatter and source locations left out (the whole stderr stays in the details)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    telling = [_LIBXL_PREFIX.sub("", line) for line in lines if not _CLEANUP_NOISE.search(line)]
+    if telling:
+        return " / ".join(telling[:4])
+    return " / ".join(lines[-3:]) if lines else "nothing on stderr"
+
+
 def command_failed(result: Result, explanation: str = "") -> CommandFailed:
     stderr = parse.redact(result.stderr)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    tail = " / ".join(lines[-3:]) if lines else "nothing on stderr"
+    tail = stderr_summary(stderr)
     lead = explanation or f"{result.name} failed on Xen host {result.host}"
     return CommandFailed(
         f"{lead} (exit {result.exit_code}): {tail}",

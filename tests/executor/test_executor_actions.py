@@ -330,3 +330,27 @@ async def test_one_domain_one_action_at_a_time_other_domains_in_parallel() -> No
 async def test_migrating_to_itself_is_refused() -> None:
     with pytest.raises(FailedPrecondition, match="itself"):
         await actions(FakeRunner()).migrate("xen1", "one-7", "xen1", Budget())
+
+
+def test_a_refused_create_is_summarised_by_its_cause_not_libxls_cleanup() -> None:
+    from services.executor.actions import stderr_summary
+
+    # A 64 MiB PV guest whose kernel does not fit (seen on the real Xen 4.17 lab).
+    stderr = (
+        "Parsing config from /var/lib/one/datastores/0/200/deployment.0\n"
+        "xc: error: panic: xc_dom_core.c:690: xc_dom_alloc_segment: segment kernel too large: Out of memory\n"
+        "libxl: error: libxl_dom.c:586:libxl__build_dom: Domain 5:"
+        "xc_dom_boot_mem_init failed: Out of memory\n"
+        "libxl: error: libxl_create.c:1730:domcreate_rebuild_done: Domain 5:cannot (re-)build domain: -3\n"
+        "libxl: error: libxl_domain.c:1183:libxl__destroy_domid: Domain 5:Non-existant domain\n"
+        "libxl: error: libxl_domain.c:1137:domain_destroy_callback: Domain 5:Unable to destroy guest\n"
+        "libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain 5:Destruction of domain failed\n"
+    )
+    summary = stderr_summary(stderr)
+    assert summary.startswith(
+        "xc: error: panic: xc_dom_core.c:690: xc_dom_alloc_segment: segment kernel too large"
+    )
+    assert "xc_dom_boot_mem_init failed: Out of memory / cannot (re-)build domain: -3" in summary
+    assert "Destruction" not in summary and "Parsing config" not in summary
+    assert stderr_summary("") == "nothing on stderr"
+    assert stderr_summary("Parsing config from x\n") == "Parsing config from x"
