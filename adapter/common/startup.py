@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import NoReturn
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, NoReturn, Protocol, TypeVar
 
-from adapter.common.lineio import LineWriter, OversizedLine, Stdio, one_line, read_lines
+from adapter.common.lineio import LineWriter, OversizedLine, Stdio, claim_stdio, one_line, read_lines
+from adapter.common.logfile import configure_file_logging
+from adapter.common.options import split_arguments
 
 
 class OptionsError(Exception):
@@ -42,3 +47,32 @@ async def refuse_init(stdio: Stdio, why: str, *, wait_seconds: float = 30.0) -> 
             await answer()
     except TimeoutError:
         return
+
+
+class LoggedOptions(Protocol):
+    @property
+    def log_file(self) -> str: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=LoggedOptions)
+
+
+def launch(
+    argv: Sequence[str] | None,
+    parse_options: Callable[[Sequence[str], Mapping[str, str]], OptionsT],
+    run: Callable[[OptionsT, Stdio], Coroutine[Any, Any, None]],
+) -> None:
+    """The `main()` of both drivers: split oned's one argv element, refuse INIT on bad
+    options, take over stdin/stdout, log to the file only, then run the driver."""
+    args = split_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(args, os.environ)
+    except OptionsError as exc:
+        asyncio.run(refuse_init(claim_stdio(), str(exc)))
+        sys.exit(1)
+    stdio = claim_stdio()
+    configure_file_logging(options.log_file, options.log_level)
+    asyncio.run(run(options, stdio))

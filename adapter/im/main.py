@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import Callable, Sequence
 
 from adapter.common.channels import adapter_channel
 from adapter.common.clients import Peer
-from adapter.common.lineio import LineWriter, Stdio, claim_stdio, read_lines
-from adapter.common.logfile import configure_file_logging
-from adapter.common.options import split_arguments
-from adapter.common.startup import OptionsError, refuse_init
+from adapter.common.lineio import LineWriter, Stdio, read_lines
+from adapter.common.startup import launch
 from adapter.im.config import ImOptions, parse_options
 from adapter.im.driver import ImDriver, ImSettings
 from adapter.im.protocol import Network
@@ -58,15 +53,7 @@ async def run(options: ImOptions, stdio: Stdio) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = split_arguments(sys.argv[1:] if argv is None else argv)
-    try:
-        options = parse_options(args, os.environ)
-    except OptionsError as exc:
-        asyncio.run(refuse_init(claim_stdio(), str(exc)))
-        sys.exit(1)
-    stdio = claim_stdio()
-    configure_file_logging(options.log_file, options.log_level)
-    asyncio.run(run(options, stdio))
+    launch(argv, parse_options, run)
 
 
 if __name__ == "__main__":
