@@ -80,7 +80,8 @@ def translate(vm_xml: str, defaults: str = "") -> Translation:
         weight = final_weight(settings, plan.raw, weight, findings)
         if findings.violations:
             raise TranslationError(_unique(findings.violations))
-    return Translation(config, tuple(dict.fromkeys(findings.warnings)), plan.config.name, weight)
+    warnings = tuple(dict.fromkeys(findings.warnings)) if findings.warnings else ()
+    return Translation(config, warnings, plan.config.name, weight)
 
 
 def import_domain(domain_json: str) -> ImportResult:

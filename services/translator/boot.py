@@ -13,6 +13,7 @@ qemu refuses `-boot order=cc`.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -35,74 +36,115 @@ class OsSettings(NamedTuple):
     bootloader: str | None = None
 
 
-def _path_value(item: Sourced | None, findings: Findings) -> str | None:
-    if item is None:
+# (refused, not only warned; the OS key it is about; the sentence)
+_Finding = tuple[bool, str, str]
+
+
+def _path_value(key: str, value: str | None, found: list[_Finding]) -> str | None:
+    if not value:
         return None
-    problem = control_problem(item.value)
+    problem = None if value.isprintable() else control_problem(value)
     if problem:
-        findings.refuse(item.path, problem)
+        found.append((True, key, problem))
         return None
-    return item.value
+    return value
 
 
-def _cmdline(root: Sourced | None, extra: Sourced | None, findings: Findings) -> str | None:
+def _cmdline(root: str | None, extra: str | None, found: list[_Finding]) -> str | None:
     parts = []
-    if root is not None:
-        value = root.value.strip()
+    if root:
+        value = root.strip()
         if _BLANK.search(value) or control_problem(value):
-            findings.refuse(
-                root.path,
-                f"ROOT {root.value!r} must be one device name (xvda1, /dev/xvda1, UUID=...) without blanks",
+            found.append(
+                (
+                    True,
+                    "ROOT",
+                    f"ROOT {root!r} must be one device name (xvda1, /dev/xvda1, UUID=...) without blanks",
+                )
             )
         else:
             # Upstream writes root = '/dev/<ROOT>'; a path or a UUID=/LABEL= form is kept as given.
             parts.append(f"root={value}" if value.startswith("/") or "=" in value else f"root=/dev/{value}")
-    if extra is not None:
-        problem = control_problem(extra.value)
+    if extra:
+        problem = None if extra.isprintable() else control_problem(extra)
         if problem:
-            findings.refuse(extra.path, problem)
+            found.append((True, "KERNEL_CMD", problem))
         else:
-            parts.append(extra.value)
+            parts.append(extra)
     return " ".join(parts) if parts else None
 
 
-def resolve_os(resolver: Resolver, findings: Findings) -> OsSettings:
-    os = resolver.subs("OS")
-    kernel = os("KERNEL")
-    bootloader = os("BOOTLOADER")
-    machine = os("MACHINE")
+@functools.lru_cache(maxsize=256)
+def _os_settings(
+    kernel: str | None,
+    bootloader: str | None,
+    machine: str | None,
+    root: str | None,
+    kernel_cmd: str | None,
+    initrd: str | None,
+) -> tuple[OsSettings, tuple[_Finding, ...]]:
+    """The OS settings these OS values give, and what is wrong with them, in order; pure,
+    so cached: the VMs of a cloud boot in a few ways."""
+    found: list[_Finding] = []
     inferred: DomainType = "pv" if kernel or bootloader else "hvm"
     dtype = inferred
-    if machine is not None:
-        chosen = _TYPES.get(machine.value.strip().lower())
+    if machine:
+        chosen = _TYPES.get(machine.strip().lower())
         if chosen is None:
-            findings.warn(
-                machine.path,
-                f"{machine.value!r} is not a Xen guest type (pv, pvh or hvm) and is ignored: "
-                f"the VM is {inferred}",
+            found.append(
+                (
+                    False,
+                    "MACHINE",
+                    f"{machine!r} is not a Xen guest type (pv, pvh or hvm) and is ignored: "
+                    f"the VM is {inferred}",
+                )
             )
         else:
             dtype = chosen
-    if dtype != "hvm" and kernel is None and bootloader is None:
-        assert machine is not None
-        findings.refuse(
-            machine.path,
-            f"a {dtype} VM needs OS/KERNEL (direct kernel boot) or OS/BOOTLOADER (e.g. pygrub)",
+    if dtype != "hvm" and not kernel and not bootloader:
+        found.append(
+            (
+                True,
+                "MACHINE",
+                f"a {dtype} VM needs OS/KERNEL (direct kernel boot) or OS/BOOTLOADER (e.g. pygrub)",
+            )
         )
-    if kernel is not None:
-        if bootloader is not None:
-            findings.warn(bootloader.path, "ignored: OS/KERNEL is set, so the kernel is booted directly")
-        cmdline = _cmdline(os("ROOT"), os("KERNEL_CMD"), findings)
-        return OsSettings(
+    if kernel:
+        if bootloader:
+            found.append((False, "BOOTLOADER", "ignored: OS/KERNEL is set, so the kernel is booted directly"))
+        cmdline = _cmdline(root, kernel_cmd, found)
+        settings = OsSettings(
             dtype,
-            kernel=_path_value(kernel, findings),
-            ramdisk=_path_value(os("INITRD"), findings),
+            kernel=_path_value("KERNEL", kernel, found),
+            ramdisk=_path_value("INITRD", initrd, found),
             cmdline=cmdline,
         )
-    if bootloader is not None and dtype == "hvm":
-        findings.warn(bootloader.path, "ignored: an HVM VM boots from its BIOS, not a bootloader")
-        return OsSettings(dtype)
-    return OsSettings(dtype, bootloader=_path_value(bootloader, findings))
+    elif bootloader and dtype == "hvm":
+        found.append((False, "BOOTLOADER", "ignored: an HVM VM boots from its BIOS, not a bootloader"))
+        settings = OsSettings(dtype)
+    else:
+        settings = OsSettings(dtype, bootloader=_path_value("BOOTLOADER", bootloader, found))
+    return settings, tuple(found)
+
+
+def resolve_os(resolver: Resolver, findings: Findings) -> OsSettings:
+    os = resolver.sub_values("OS")
+    settings, found = _os_settings(
+        os("KERNEL") or None,
+        os("BOOTLOADER") or None,
+        os("MACHINE") or None,
+        os("ROOT") or None,
+        os("KERNEL_CMD") or None,
+        os("INITRD") or None,
+    )
+    for refused, key, sentence in found:
+        # Where the value came from (the template, else the defaults) only matters now.
+        path = resolver.sub_path("OS", key)
+        if refused:
+            findings.refuse(path, sentence)
+        else:
+            findings.warn(path, sentence)
+    return settings
 
 
 def boot_order(

@@ -18,15 +18,14 @@ import functools
 import re
 from typing import NamedTuple
 
-from onexen.template import Vector
-from services.translator.resolve import Findings, Resolver, Sourced, control_problem, is_yes
+from services.translator.resolve import DEFAULTS, Findings, Resolver, control_problem, is_yes, small_number
 from services.translator.vm_xml import VmTemplate
 from services.translator.xlconfig import DiskSpec, DomainType, disk_target_problem
 
 __all__ = ["DEFAULT_DATASTORE_LOCATION", "DiskPlan", "driver_spec", "plan_disks", "vdev_slot"]
 
 DEFAULT_DATASTORE_LOCATION = "/var/lib/one//datastores"
-_BUILTIN_DRIVER = Sourced("tap:aio:", "the built-in default disk driver")
+_BUILTIN_DRIVER = ("tap:aio:", "the built-in default disk driver")
 _FORMATS = frozenset({"raw", "qcow", "qcow2", "vhd", "qed"})
 _IGNORED_PREFIXES = frozenset({"file", "tap", "tap2", "tapdisk", "aio", "ioemu"})
 _DRIVERS_HELP = (
@@ -52,7 +51,6 @@ class DiskPlan(NamedTuple):
 
 class _Disk(NamedTuple):
     path: str  # TEMPLATE/DISK[n] or TEMPLATE/CONTEXT
-    disk_id: int
     spec: DiskSpec
 
 
@@ -89,6 +87,19 @@ def vdev_slot(vdev: str) -> tuple[str, int, int] | None:
     return prefix, index - 1, int(part or 0)
 
 
+@functools.lru_cache(maxsize=256)
+def _location(ds_id: str, location: str) -> tuple[str | None, str | None]:
+    """(the system datastore's directory, or None; why `location` cannot be its parent, or None);
+    pure, so cached: a cloud has a few datastores."""
+    digits = _DIGITS.match(ds_id)
+    if digits is None:
+        return None, None
+    problem = control_problem(location) or (None if location.startswith("/") else "is not an absolute path")
+    if problem:
+        return None, problem
+    return f"{location.rstrip('/')}/{digits.group(1)}", None
+
+
 def _system_dir(vm: VmTemplate, resolver: Resolver, findings: Findings) -> str | None:
     history = vm.history
     if history is None:
@@ -98,38 +109,23 @@ def _system_dir(vm: VmTemplate, resolver: Resolver, findings: Findings) -> str |
             "translate the VM once oned has placed it on a host",
         )
         return None
-    ds_id = _DIGITS.match(history.ds_id or "")
-    if ds_id is None:
+    ds_location = history.ds_location
+    if ds_location and ds_location.strip():
+        location = ds_location.strip()
+        location_path = "HISTORY_RECORDS/HISTORY/DS_LOCATION"
+    else:
+        location = resolver.value("DATASTORE_LOCATION", from_template=False) or ""
+        location_path = f"{DEFAULTS}/DATASTORE_LOCATION"
+        if not location:
+            location, location_path = DEFAULT_DATASTORE_LOCATION, "the built-in DATASTORE_LOCATION"
+    datastore, problem = _location(history.ds_id or "", location)
+    if datastore is None and problem is None:
         findings.refuse("HISTORY_RECORDS/HISTORY/DS_ID", "the last history record has no numeric DS_ID")
         return None
-    if history.ds_location and history.ds_location.strip():
-        location = Sourced(history.ds_location.strip(), "HISTORY_RECORDS/HISTORY/DS_LOCATION")
-    else:
-        location = resolver.single("DATASTORE_LOCATION", from_template=False) or Sourced(
-            DEFAULT_DATASTORE_LOCATION, "the built-in DATASTORE_LOCATION"
-        )
-    problem = control_problem(location.value) or (
-        None if location.value.startswith("/") else "is not an absolute path"
-    )
     if problem:
-        findings.refuse(location.path, f"the datastore location {location.value!r} {problem}")
+        findings.refuse(location_path, f"the datastore location {location!r} {problem}")
         return None
-    return f"{location.value.rstrip('/')}/{ds_id.group(1)}/{vm.id}"
-
-
-def _disk_id(vector: Vector, path: str, seen: dict[int, str], findings: Findings) -> int | None:
-    match = _DIGITS.match(vector.get_exact("DISK_ID") or "")
-    if match is None:
-        findings.refuse(
-            f"{path}/DISK_ID", "has no numeric DISK_ID: oned numbers every disk of a VM it deploys"
-        )
-        return None
-    disk_id = int(match.group(1))
-    if disk_id in seen:
-        findings.refuse(f"{path}/DISK_ID", f"DISK_ID {disk_id} is also the DISK_ID of {seen[disk_id]}")
-        return None
-    seen[disk_id] = path
-    return disk_id
+    return f"{datastore}/{vm.id}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -147,23 +143,79 @@ def _target_problem(target: str) -> str | None:
     return None
 
 
-def _target(vector: Vector, path: str, findings: Findings) -> str | None:
-    target = (vector.get_exact("TARGET") or "").strip()
-    if not target:
-        findings.refuse(f"{path}/TARGET", f"the disk has no TARGET: name its device, e.g. {_TARGET_HELP}")
-        return None
-    problem = _target_problem(target)
-    if problem:
-        findings.refuse(f"{path}/TARGET", problem)
-        return None
-    return target
+class _Device(NamedTuple):
+    """What the attributes naming one disk's device mean, and what is wrong with them."""
+
+    disk_id: int | None
+    id_problem: str | None  # for <disk>/DISK_ID
+    target: str | None
+    target_problem: str | None  # for <disk>/TARGET
+    formats: tuple[str, str | None] | None  # (format, backendtype)
+    driver_problem: str | None  # for the DRIVER's path
+    driver_key: str | None  # DRIVER or TYPE of the disk, None for the default driver
+    cdrom: bool
+    readonly: bool
 
 
-def _format(driver: Sourced, findings: Findings) -> tuple[str, str | None] | None:
-    spec = driver_spec(driver.value)
-    if spec is None:
-        findings.refuse(driver.path, f"DRIVER {driver.value!r} means nothing to xl 4.17: {_DRIVERS_HELP}")
-    return spec
+def _device(
+    disk_id: str | None, target: str | None, driver: str, driver_key: str | None, cdrom: bool, readonly: bool
+) -> _Device:
+    number = small_number(disk_id) if disk_id else None
+    id_problem = (
+        "has no numeric DISK_ID: oned numbers every disk of a VM it deploys" if number is None else None
+    )
+    name = target.strip() if target else ""
+    target_problem = (
+        _target_problem(name) if name else f"the disk has no TARGET: name its device, e.g. {_TARGET_HELP}"
+    )
+    formats = driver_spec(driver)
+    driver_problem = (
+        f"DRIVER {driver!r} means nothing to xl 4.17: {_DRIVERS_HELP}" if formats is None else None
+    )
+    return _Device(
+        number,
+        id_problem,
+        None if target_problem else name,
+        target_problem,
+        formats,
+        driver_problem,
+        driver_key,
+        cdrom,
+        readonly,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _disk_device(
+    disk_id: str | None,
+    target: str | None,
+    kind: str | None,
+    driver: str | None,
+    readonly: str | None,
+    default_driver: str,
+) -> _Device:
+    """A DISK's device from its DISK_ID, TARGET, TYPE, DRIVER and READONLY (and the default
+    DRIVER); pure, so cached: the same images are attached the same way to many VMs."""
+    kind = kind.strip().upper() if kind else ""
+    cdrom = kind == "CDROM"
+    if driver:
+        key: str | None = "DRIVER"
+    elif kind == "BLOCK":
+        driver, key = "phy:", "TYPE"
+    else:
+        driver, key = default_driver, None
+    return _device(disk_id, target, driver, key, cdrom, cdrom or is_yes(readonly or ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _context_device(
+    disk_id: str | None, target: str | None, driver: str | None, default_driver: str, hvm: bool
+) -> _Device:
+    """The CONTEXT disk's device, `_disk_device` for CONTEXT; pure, so cached."""
+    # A read-only IDE disk cannot be emulated on HVM, and the context is an ISO image anyway.
+    if driver:
+        return _device(disk_id, target, driver, "DRIVER", hvm, True)
+    return _device(disk_id, target, default_driver, None, hvm, True)
 
 
 def _check_hvm(disks: list[_Disk], findings: Findings) -> None:
@@ -201,10 +253,14 @@ def _check_hvm(disks: list[_Disk], findings: Findings) -> None:
             )
 
 
+# The paths of the first disks, written once (every translation names its disks).
+_DISK_PATHS = tuple(f"TEMPLATE/DISK[{number}]" for number in range(33))
+
+
 def plan_disks(vm: VmTemplate, resolver: Resolver, dtype: DomainType, findings: Findings) -> DiskPlan:
     vectors = vm.template.vectors("DISK")
     context = vm.template.vector_exact("CONTEXT")
-    context_target = bool(context and (context.get_exact("TARGET") or "").strip())
+    context_target = context is not None and bool((context.get_exact("TARGET") or "").strip())
     if context is not None and not context_target:
         findings.warn(
             "TEMPLATE/CONTEXT",
@@ -214,15 +270,38 @@ def plan_disks(vm: VmTemplate, resolver: Resolver, dtype: DomainType, findings: 
     if not vectors and not context_target:
         return DiskPlan((), {})
     system_dir = _system_dir(vm, resolver, findings)
-    default_driver = resolver.default_sub("DISK", "DRIVER") or _BUILTIN_DRIVER
+    defaults = resolver.defaults.vector_exact("DISK")
+    default_driver = defaults.get_exact("DRIVER") if defaults is not None else None
+    if default_driver:
+        default_driver_path = f"{DEFAULTS}/DISK/DRIVER"
+    else:
+        default_driver, default_driver_path = _BUILTIN_DRIVER
     seen_ids: dict[int, str] = {}
     seen_targets: dict[str, str] = {}
-    disks: list[_Disk] = []
+    specs: list[DiskSpec] = []
+    paths: list[str] = []
+    cdrom_by_id: dict[int, bool] = {}
 
-    def add(path: str, vector: Vector, driver: Sourced, cdrom: bool, readonly: bool) -> None:
-        disk_id = _disk_id(vector, path, seen_ids, findings)
-        target = _target(vector, path, findings)
-        formats = _format(driver, findings)
+    def claim(path: str, device: _Device) -> tuple[int | None, str | None]:
+        """Refuses what is wrong with the disk's DISK_ID, TARGET and DRIVER, and an id or a target
+        an earlier disk has; gives the id and the target left to use."""
+        disk_id = device.disk_id
+        if disk_id is None:
+            findings.refuse(f"{path}/DISK_ID", str(device.id_problem))
+        elif disk_id in seen_ids:
+            findings.refuse(
+                f"{path}/DISK_ID", f"DISK_ID {disk_id} is also the DISK_ID of {seen_ids[disk_id]}"
+            )
+            disk_id = None
+        else:
+            seen_ids[disk_id] = path
+        target = device.target
+        if target is None:
+            findings.refuse(f"{path}/TARGET", str(device.target_problem))
+        formats = device.formats
+        if formats is None:
+            key = device.driver_key
+            findings.refuse(f"{path}/{key}" if key else default_driver_path, str(device.driver_problem))
         if target is not None:
             first = seen_targets.setdefault(target, path)
             if first != path:
@@ -230,38 +309,57 @@ def plan_disks(vm: VmTemplate, resolver: Resolver, dtype: DomainType, findings: 
                     f"{path}/TARGET", f"{target} is also the TARGET of {first}: every disk needs its own"
                 )
                 target = None
+        return disk_id, target
+
+    def add(path: str, device: _Device) -> None:
+        disk_id = device.disk_id
+        target = device.target
+        if (
+            disk_id is not None
+            and target is not None
+            and device.formats is not None
+            and disk_id not in seen_ids
+            and target not in seen_targets
+        ):
+            # The common case, with nothing to refuse: what `claim` does then, in short.
+            seen_ids[disk_id] = path
+            seen_targets[target] = path
+        else:
+            disk_id, target = claim(path, device)
+        formats = device.formats
         if disk_id is None or target is None or formats is None or system_dir is None:
             return
         file = f"{system_dir}/disk.{disk_id}"
-        problem = disk_target_problem(file)
+        # disk_target_problem(file), whose answer for a printable path ending in a digit is None.
+        problem = None if file.isprintable() else disk_target_problem(file)
         if problem:
             findings.refuse(path, f"the disk's path {file!r} {problem}")
             return
-        spec = DiskSpec(
-            target=file,
-            vdev=target,
-            format=formats[0],
-            backendtype=formats[1],
-            access="ro" if readonly else "rw",
-            devtype="cdrom" if cdrom else "disk",
+        specs.append(
+            # Positional (a call with keywords costs twice as much): target, vdev, format,
+            # access, devtype, backendtype.
+            DiskSpec(
+                file,
+                target,
+                formats[0],
+                "ro" if device.readonly else "rw",
+                "cdrom" if device.cdrom else "disk",
+                formats[1],
+            )
         )
-        disks.append(_Disk(path, disk_id, spec))
+        paths.append(path)
+        cdrom_by_id[disk_id] = device.cdrom
 
     for number, vector in enumerate(vectors, start=1):
-        path = f"TEMPLATE/DISK[{number}]"
-        kind = (vector.get_exact("TYPE") or "").strip().upper()
-        cdrom = kind == "CDROM"
-        driver = (
-            Resolver.own(vector, path, "DRIVER")
-            or (Sourced("phy:", f"{path}/TYPE") if kind == "BLOCK" else None)
-            or default_driver
+        get = vector.get_exact
+        device = _disk_device(
+            get("DISK_ID"), get("TARGET"), get("TYPE"), get("DRIVER"), get("READONLY"), default_driver
         )
-        add(path, vector, driver, cdrom, cdrom or is_yes(vector.get_exact("READONLY") or ""))
+        add(_DISK_PATHS[number] if number < len(_DISK_PATHS) else f"TEMPLATE/DISK[{number}]", device)
     if context is not None and context_target:
-        path = "TEMPLATE/CONTEXT"
-        driver = Resolver.own(context, path, "DRIVER") or default_driver
-        # A read-only IDE disk cannot be emulated on HVM, and the context is an ISO image anyway.
-        add(path, context, driver, dtype == "hvm", True)
+        get = context.get_exact
+        device = _context_device(get("DISK_ID"), get("TARGET"), get("DRIVER"), default_driver, dtype == "hvm")
+        add("TEMPLATE/CONTEXT", device)
     if dtype == "hvm":
-        _check_hvm(disks, findings)
-    return DiskPlan(tuple(d.spec for d in disks), {d.disk_id: d.spec.devtype == "cdrom" for d in disks})
+        _check_hvm([_Disk(path, spec) for path, spec in zip(paths, specs, strict=True)], findings)
+    return DiskPlan(tuple(specs), cdrom_by_id)

@@ -28,9 +28,12 @@ class Features(NamedTuple):
     device_model_version: str | None = None
 
 
+_NONE = Features()
+
+
 def resolve_features(resolver: Resolver, dtype: DomainType, findings: Findings) -> Features:
     if dtype != "hvm":
-        return Features()
+        return _NONE
 
     features = resolver.subs("FEATURES")
 

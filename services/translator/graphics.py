@@ -9,9 +9,10 @@ name without ':' (xl reads `host:display` in vnclisten).
 
 from __future__ import annotations
 
+import functools
 import re
 
-from services.translator.resolve import IPV4, Findings, Resolver, Sourced, control_problem
+from services.translator.resolve import IPV4, Findings, Resolver, control_problem
 from services.translator.xlconfig import DomainType, SpiceSpec, VncSpec, spec_field_problem
 
 __all__ = ["VNC_BASE_PORT", "plan_graphics", "plan_usb_tablet"]
@@ -22,38 +23,62 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 _KEYMAP = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
-def _listen(item: Sourced | None, findings: Findings) -> str | None:
-    if item is None:
-        return None
-    value = item.value.strip()
+@functools.lru_cache(maxsize=256)
+def _listen_value(raw: str) -> str | None:
+    """LISTEN as vnclisten or spicehost take it (stripped), or None when it cannot be one;
+    pure, so cached: a cloud listens on a few addresses."""
+    value = raw.strip()
     if IPV4.match(value) or (_HOSTNAME.match(value) and len(value) <= 253):
         return value
+    return None
+
+
+def _listen(raw: str | None, path: str, findings: Findings) -> str | None:
+    if not raw:
+        return None
+    value = _listen_value(raw)
+    if value is not None:
+        return value
     findings.refuse(
-        item.path,
-        f"LISTEN {item.value!r} must be an IPv4 address (e.g. 0.0.0.0) or a host name: "
+        f"{path}/LISTEN",
+        f"LISTEN {raw!r} must be an IPv4 address (e.g. 0.0.0.0) or a host name: "
         "xl reads anything after ':' as a display number",
     )
     return None
 
 
-def _port(item: Sourced, low: int, findings: Findings, hint: str) -> int | None:
-    match = _PORT.match(item.value)
-    port = int(match.group(1)) if match else None
+def _port(raw: str, path: str, low: int, findings: Findings, hint: str) -> int | None:
+    # Each VM has its own port: parsed every time, not cached.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 5:
+        port: int | None = int(raw)  # what _PORT reads, without the regex
+    else:
+        match = _PORT.match(raw)
+        port = int(match.group(1)) if match else None
     if port is None or not low <= port <= 65535:
-        findings.refuse(item.path, f"PORT {item.value!r} must be a port number from {low} to 65535{hint}")
+        findings.refuse(f"{path}/PORT", f"PORT {raw!r} must be a port number from {low} to 65535{hint}")
         return None
     return port
 
 
-def _passwd(item: Sourced | None, vfb: bool, findings: Findings) -> str | None:
-    if item is None:
+def _passwd(raw: str | None, path: str, vfb: bool, findings: Findings) -> str | None:
+    if not raw:
         return None
-    problem = spec_field_problem(item.value) if vfb else control_problem(item.value)
+    problem = spec_field_problem(raw) if vfb else control_problem(raw)
     if problem:
         where = " (a PVH VM's VNC settings are a vfb spec)" if vfb else ""
-        findings.refuse(item.path, f"the password {problem}{where}")
+        findings.refuse(f"{path}/PASSWD", f"the password {problem}{where}")
         return None
-    return item.value
+    return raw
+
+
+@functools.lru_cache(maxsize=256)
+def _keymap(raw: str) -> str | None:
+    """KEYMAP as written (stripped), or None when it is not a keymap name; pure, so cached."""
+    keymap = raw.strip()
+    return keymap if _KEYMAP.match(keymap) else None
+
+
+_VNC_HINT = f": Xen numbers VNC displays from {VNC_BASE_PORT} (display = PORT - {VNC_BASE_PORT})"
 
 
 def plan_graphics(
@@ -63,33 +88,30 @@ def plan_graphics(
     if graphics is None:
         return None, None
     path = "TEMPLATE/GRAPHICS"
-    kind = (graphics.get_exact("TYPE") or "").strip().upper()
-    listen = _listen(Resolver.own(graphics, path, "LISTEN"), findings)
-    port_item = Resolver.own(graphics, path, "PORT")
-    passwd_item = Resolver.own(graphics, path, "PASSWD")
+    get = graphics.get_exact
+    kind = (get("TYPE") or "").strip().upper()
+    listen = _listen(get("LISTEN"), path, findings)
+    port_raw = get("PORT")
+    passwd_raw = get("PASSWD")
     if kind == "VNC":
         display = None
-        if port_item is not None:
-            hint = f": Xen numbers VNC displays from {VNC_BASE_PORT} (display = PORT - {VNC_BASE_PORT})"
-            port = _port(port_item, VNC_BASE_PORT, findings, hint)
+        if port_raw:
+            port = _port(port_raw, path, VNC_BASE_PORT, findings, _VNC_HINT)
             display = None if port is None else port - VNC_BASE_PORT
-        keymap_item = Resolver.own(graphics, path, "KEYMAP")
+        keymap_raw = get("KEYMAP")
         keymap = None
-        if keymap_item is not None:
-            keymap = keymap_item.value.strip()
-            if not _KEYMAP.match(keymap):
-                findings.refuse(
-                    keymap_item.path, f"KEYMAP {keymap_item.value!r} is not a keymap name such as en-us"
-                )
-                keymap = None
-        passwd = _passwd(passwd_item, dtype == "pvh", findings)
-        return VncSpec(listen=listen, display=display, passwd=passwd, keymap=keymap), None
+        if keymap_raw:
+            keymap = _keymap(keymap_raw)
+            if keymap is None:
+                findings.refuse(f"{path}/KEYMAP", f"KEYMAP {keymap_raw!r} is not a keymap name such as en-us")
+        passwd = _passwd(passwd_raw, path, dtype == "pvh", findings)
+        return VncSpec(listen, display, passwd, keymap), None
     if kind == "SPICE" and dtype == "hvm":
-        if port_item is None:
+        if not port_raw:
             findings.refuse(f"{path}/PORT", "SPICE needs a PORT")
             return None, None
-        port = _port(port_item, 1, findings, "")
-        passwd = _passwd(passwd_item, False, findings)
+        port = _port(port_raw, path, 1, findings, "")
+        passwd = _passwd(passwd_raw, path, False, findings)
         return None, (SpiceSpec(port=port, host=listen, passwd=passwd) if port else None)
     findings.warn(
         f"{path}/TYPE",

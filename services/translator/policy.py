@@ -50,30 +50,32 @@ def plan_domain(vm: VmTemplate, defaults: Template, findings: Findings) -> Plan:
     if "PCI" in vm.template:
         findings.warn("TEMPLATE/PCI", "PCI passthrough is not translated: the VM starts without it")
     raw = collect_raw(resolver, findings)
+    # Positional, in the order of DomainConfig's fields: a call with 24 keywords costs four
+    # times as much (tests/translator/test_fast_paths.py pins the order).
     config = DomainConfig(
-        name=domain_name(vm),
-        type=dtype,
-        memory=sizing.memory,
-        maxmem=sizing.maxmem,
-        vcpus=sizing.vcpus,
-        maxvcpus=sizing.maxvcpus,
-        cpu_weight=sizing.cpu_weight,
-        kernel=os_settings.kernel,
-        ramdisk=os_settings.ramdisk,
-        cmdline=os_settings.cmdline,
-        bootloader=os_settings.bootloader,
-        boot=boot,
-        disks=disks.specs,
-        vifs=plan_vifs(resolver, findings),
-        vnc=vnc,
-        spice=spice,
-        usb_tablet=plan_usb_tablet(resolver, dtype, findings),
-        pae=features.pae,
-        acpi=features.acpi,
-        apic=features.apic,
-        localtime=features.localtime,
-        device_model_override=features.device_model_override,
-        device_model_version=features.device_model_version,
-        raw=tuple(chunk.text for chunk in raw),
+        domain_name(vm),  # name
+        dtype,  # type
+        sizing.memory,
+        sizing.maxmem,
+        sizing.vcpus,
+        sizing.maxvcpus,
+        sizing.cpu_weight,
+        os_settings.kernel,
+        os_settings.ramdisk,
+        os_settings.cmdline,
+        os_settings.bootloader,
+        boot,
+        disks.specs,
+        plan_vifs(resolver, findings),  # vifs
+        vnc,
+        spice,
+        plan_usb_tablet(resolver, dtype, findings),  # usb_tablet
+        features.pae,
+        features.acpi,
+        features.apic,
+        features.localtime,
+        features.device_model_override,
+        features.device_model_version,
+        tuple([chunk.text for chunk in raw]) if raw else (),  # raw
     )
     return Plan(config, raw)

@@ -46,10 +46,10 @@ def collect_raw(resolver: Resolver, findings: Findings) -> list[RawChunk]:
         item = _xen_data(vector, f"TEMPLATE/RAW[{number}]", findings)
         if item is not None:
             found.append(item)
-    default = resolver.defaults.get("RAW")
+    default = resolver.defaults.get_exact("RAW")
     if default and default.strip():
         found.append((f"{DEFAULTS}/RAW", default))
-    default_vector = resolver.defaults.vector("RAW")
+    default_vector = resolver.defaults.vector_exact("RAW")
     if default_vector is not None:
         item = _xen_data(default_vector, f"{DEFAULTS}/RAW", findings)
         if item is not None:

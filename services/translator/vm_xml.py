@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from onexen.template import Template, Value, Vector
@@ -26,18 +25,55 @@ _PROLOG = re.compile(r"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _DIGITS = re.compile(r"\s*([0-9]{1,10})\s*\Z")
 
 
-class HistoryRecord(NamedTuple):
-    """The VM's last placement: where it runs and on which system datastore."""
+class HistoryRecord:
+    """The VM's last placement: where it runs and on which system datastore.
 
-    seq: int | None
-    hostname: str
-    ds_id: str | None  # kept as text: the policy says what is wrong with it
-    ds_location: str | None  # 4.x only; later versions leave it to the driver
-    vm_mad: str
+    Each field is read from the HISTORY element when asked (a translation asks for two);
+    a field given twice counts by its last occurrence.
+    """
+
+    __slots__ = ("_element",)
+
+    def __init__(self, element: ET.Element) -> None:
+        self._element = element
+
+    def _field(self, key: str) -> str | None:
+        """The text of the last `key` ("" for an empty one), None when there is none."""
+        found = self._element.findall(key)
+        return (found[-1].text or "") if found else None
+
+    @property
+    def seq(self) -> int | None:
+        match = _DIGITS.match(self._field("SEQ") or "")
+        return int(match.group(1)) if match else None
+
+    @property
+    def hostname(self) -> str:
+        return (self._field("HOSTNAME") or "").strip()
+
+    @property
+    def ds_id(self) -> str | None:
+        """Kept as text: the policy says what is wrong with it."""
+        return self._field("DS_ID")
+
+    @property
+    def ds_location(self) -> str | None:
+        """4.x only; later versions leave it to the driver."""
+        return self._field("DS_LOCATION")
+
+    @property
+    def vm_mad(self) -> str:
+        # 4.x names it VMMMAD.
+        return (self._field("VM_MAD") or self._field("VMMMAD") or "").strip()
+
+    def __repr__(self) -> str:
+        return (
+            f"HistoryRecord(seq={self.seq!r}, hostname={self.hostname!r}, ds_id={self.ds_id!r}, "
+            f"ds_location={self.ds_location!r}, vm_mad={self.vm_mad!r})"
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class VmTemplate:
+class VmTemplate(NamedTuple):
     id: int
     name: str
     template: Template
@@ -56,57 +92,98 @@ def _text(element: ET.Element | None) -> str | None:
     return element.text or ""
 
 
+class _ElementVector(Vector):
+    """A vector read from one XML element, whose dict is only built when something other
+    than `get_exact` needs it: `get_exact` is the element's own `findtext`, one call into C
+    that gives what the dict would hold (the first sub-element of that name wins, an empty
+    one is ""). The translation reads a few keys of each vector and nothing else."""
+
+    __slots__ = ("_element",)
+    _element: ET.Element
+
+    def __getattr__(self, name: str) -> dict[str, str]:
+        # Called only for an attribute not set: `_data`, the first time it is used.
+        if name != "_data":
+            raise AttributeError(name)
+        data = _vector_data(self._element)
+        self._data = data
+        return data
+
+
+def _vector_data(element: ET.Element) -> dict[str, str]:
+    data = {grand.tag: grand.text or "" for grand in element}
+    if len(data) != len(element):
+        # A repeated key: the first one wins, as in oned (rare, so checked after).
+        data = {}
+        for grand in element:
+            data.setdefault(grand.tag, grand.text or "")
+    return data
+
+
+_new_vector = object.__new__
+
+
 def _template(element: ET.Element | None) -> Template:
     # XML names are case-sensitive, and oned writes them in upper case: used as they are.
+    # The lookups are built in the same pass (Template.of_index), as the template is read.
     if element is None:
         return Template()
     items: list[tuple[str, Value]] = []
     append = items.append
+    new_vector = _new_vector
+    index: dict[str, list[Value]] = {}
+    single: dict[str, str] = {}
+    vectors: dict[str, Vector] = {}
+    value: Value
     for child in element:
+        tag = child.tag
         if len(child):
-            data = {grand.tag: grand.text or "" for grand in child}
-            if len(data) != len(child):
-                # A repeated key: the first one wins, as in oned (rare, so checked after).
-                data = {}
-                for grand in child:
-                    data.setdefault(grand.tag, grand.text or "")
-            append((child.tag, Vector.of_upper(data)))
+            value = new_vector(_ElementVector)
+            value._element = child
+            value.get_exact = child.findtext
+            if tag not in vectors:
+                vectors[tag] = value
         else:
-            append((child.tag, child.text or ""))
-    return Template.of_upper(tuple(items))
+            value = child.text or ""
+            if tag not in single:
+                single[tag] = value
+        append((tag, value))
+        same = index.get(tag)
+        if same is None:
+            index[tag] = [value]
+        else:
+            same.append(value)
+    return Template.of_index(tuple(items), index, single, vectors)
 
 
 def _history(root: ET.Element) -> HistoryRecord | None:
     # find() with a plain tag stays in C; a path would go through ElementPath.
     records = root.find("HISTORY_RECORDS")
-    last = None if records is None else next(reversed(records.findall("HISTORY")), None)
-    if last is None:
+    if records is None or not len(records):
         return None
-    fields = {child.tag: child.text or "" for child in last}
-    seq = _DIGITS.match(fields.get("SEQ", ""))
-    return HistoryRecord(
-        seq=int(seq.group(1)) if seq else None,
-        hostname=fields.get("HOSTNAME", "").strip(),
-        ds_id=fields.get("DS_ID"),
-        ds_location=fields.get("DS_LOCATION"),
-        # 4.x names it VMMMAD.
-        vm_mad=(fields.get("VM_MAD") or fields.get("VMMMAD") or "").strip(),
-    )
+    last: ET.Element | None = records[-1]
+    if last is not None and last.tag != "HISTORY":
+        last = next(reversed(records.findall("HISTORY")), None)
+    return None if last is None else HistoryRecord(last)
 
 
 def read_vm_xml(text: str) -> VmTemplate:
     """The VM in `text`; raises `TranslationError` (field `vm_xml`, or `ID`) when it is not one."""
     if not text or text.isspace():
         raise TranslationError.for_field(FIELD, "is empty: pass the VM XML oned writes (<VM>...</VM>)")
-    prolog = _PROLOG.match(text)
-    if prolog is not None and text.startswith("<!DOCTYPE", prolog.end()):
-        raise TranslationError.for_field(
-            FIELD, "has a DOCTYPE: oned's VM XML has none, and DTDs are refused for safety"
-        )
+    if not text.startswith("<VM>"):  # oned's own start: no prolog to look at
+        prolog = _PROLOG.match(text)
+        if prolog is not None and text.startswith("<!DOCTYPE", prolog.end()):
+            raise TranslationError.for_field(
+                FIELD, "has a DOCTYPE: oned's VM XML has none, and DTDs are refused for safety"
+            )
     try:
-        # Bytes parse twice as fast as str; a document declaring its own encoding
-        # is given as str, so that declaration cannot be contradicted.
-        root = ET.fromstring(text if text.startswith("<?xml") else text.encode())
+        # ET.fromstring without its Python wrapper. Bytes parse twice as fast as str; a
+        # document declaring its own encoding is given as str, so that declaration cannot
+        # be contradicted.
+        parser = ET.XMLParser()
+        parser.feed(text if text.startswith("<?xml") else text.encode())
+        root = parser.close()
     except ET.ParseError as exc:
         raise TranslationError.for_field(FIELD, f"is not well-formed XML: {exc}") from None
     inner = root.find("VM") if root.tag == "VMM_DRIVER_ACTION_DATA" else None
@@ -120,12 +197,14 @@ def read_vm_xml(text: str) -> VmTemplate:
     id_match = _DIGITS.match(_text(root.find("ID")) or "")
     if id_match is None:
         raise TranslationError.for_field("ID", "the VM has no numeric ID: is this oned's VM XML?")
-    if root.find("TEMPLATE") is None:
+    template = root.find("TEMPLATE")
+    if template is None:
         raise TranslationError.for_field("TEMPLATE", "the VM has no TEMPLATE: is this oned's VM XML?")
+    # Positional (faster than keywords): id, name, template, history, user_template_element.
     return VmTemplate(
-        id=int(id_match.group(1)),
-        name=_text(root.find("NAME")) or "",
-        template=_template(root.find("TEMPLATE")),
-        history=_history(root),
-        user_template_element=root.find("USER_TEMPLATE"),
+        int(id_match.group(1)),
+        _text(root.find("NAME")) or "",
+        _template(template),
+        _history(root),
+        root.find("USER_TEMPLATE"),
     )

@@ -161,50 +161,67 @@ def disk_target_problem(path: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_word(value: str) -> bool:
-    # Formats and targets repeat in every config: their check is remembered.
-    return _SPEC_WORD.match(value) is not None
-
-
 def _word(value: str, what: str) -> str:
-    if not _is_word(value):
+    # Formats and targets repeat in every config: their check is remembered.
+    if _SPEC_WORD.match(value) is None:
         raise UnrepresentableValue(f"{what} {value!r} cannot be written in a device spec")
     return value
 
 
 def _field(value: str, what: str) -> str:
+    if value and "," not in value and value.isprintable():
+        return value  # the common answer of spec_field_problem, without the call
     problem = spec_field_problem(value)
     if problem:
         raise UnrepresentableValue(f"{what} {value!r} {problem}")
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _disk_options(
+    fmt: str, vdev: str, access: str, devtype: str, backendtype: str | None, script: str | None
+) -> str:
+    """A disk spec up to `target=`: what repeats from VM to VM, so cached."""
+    spec = f"format={_word(fmt, 'format')}, vdev={_word(vdev, 'vdev')}, access={access}"
+    if devtype == "cdrom":
+        spec += ", devtype=cdrom"
+    if backendtype:
+        spec += f", backendtype={_word(backendtype, 'backendtype')}"
+    if script:
+        spec += f", script={_word(script, 'script')}"
+    return spec
+
+
 def disk_spec(disk: DiskSpec) -> str:
     """The disk in xl-disk-configuration(5) key=value form, `target=` last."""
-    problem = disk_target_problem(disk.target)
-    if problem:
-        raise UnrepresentableValue(f"disk path {disk.target!r} {problem}")
-    parts = [
-        f"format={_word(disk.format, 'format')}",
-        f"vdev={_word(disk.vdev, 'vdev')}",
-        f"access={disk.access}",
-    ]
-    if disk.devtype == "cdrom":
-        parts.append("devtype=cdrom")
-    if disk.backendtype:
-        parts.append(f"backendtype={_word(disk.backendtype, 'backendtype')}")
-    if disk.script:
-        parts.append(f"script={_word(disk.script, 'script')}")
-    parts.append(f"target={disk.target}")
-    return ", ".join(parts)
+    target = disk.target
+    if not target or target[-1] == "," or not target.isprintable():
+        problem = disk_target_problem(target)
+        if problem:
+            raise UnrepresentableValue(f"disk path {target!r} {problem}")
+    options = _disk_options(disk.format, disk.vdev, disk.access, disk.devtype, disk.backendtype, disk.script)
+    return f"{options}, target={target}"
+
+
+# `_field` for the values that repeat from VM to VM (models, bridges, scripts): cached.
+_repeated_field = functools.lru_cache(maxsize=1024)(_field)
 
 
 def vif_spec(vif: VifSpec) -> str:
     parts = []
-    for key in ("type", "model", "mac", "ip", "bridge", "script"):
-        value = getattr(vif, key)
-        if value is not None:
-            parts.append(f"{key}={_field(value, key)}")
+    # In this order: type, model, mac, ip, bridge, script.
+    if vif.type is not None:
+        parts.append(f"type={_repeated_field(vif.type, 'type')}")
+    if vif.model is not None:
+        parts.append(f"model={_repeated_field(vif.model, 'model')}")
+    if vif.mac is not None:
+        parts.append(f"mac={_field(vif.mac, 'mac')}")
+    if vif.ip is not None:
+        parts.append(f"ip={_field(vif.ip, 'ip')}")
+    if vif.bridge is not None:
+        parts.append(f"bridge={_repeated_field(vif.bridge, 'bridge')}")
+    if vif.script is not None:
+        parts.append(f"script={_repeated_field(vif.script, 'script')}")
     return ", ".join(parts)
 
 
@@ -224,20 +241,26 @@ def _vfb_spec(vnc: VncSpec) -> str:
 def _list(name: str, items: list[str]) -> str:
     if not items:
         return f"{name} = []\n"
-    return f"{name} = [\n" + "".join(f"    {xl_string(item)},\n" for item in items) + "]\n"
+    flat = "".join(items)
+    if flat.isprintable() and '"' not in flat and "\\" not in flat:
+        # No item needs an escape (xl_string's common case), checked for all at once.
+        return f'{name} = [\n    "' + '",\n    "'.join(items) + '",\n]\n'
+    return f"{name} = [\n" + "".join([f"    {xl_string(item)},\n" for item in items]) + "]\n"
 
 
 def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
+# `xl_string` for the values that repeat from VM to VM (kernels, command lines, listen
+# addresses...): cached. A VM's own values (its name, a password) are not.
+_repeated_string = functools.lru_cache(maxsize=1024)(xl_string)
+
+
 def render(config: DomainConfig) -> str:
     """The config as xl.cfg text; every line ends with a new line."""
-    out: list[str] = []
+    out = [f'name = {xl_string(config.name)}\ntype = "{config.type}"\nmemory = {config.memory}\n']
     add = out.append
-    add(f"name = {xl_string(config.name)}\n")
-    add(f'type = "{config.type}"\n')
-    add(f"memory = {config.memory}\n")
     if config.maxmem is not None:
         add(f"maxmem = {config.maxmem}\n")
     if config.vcpus is not None:
@@ -246,10 +269,16 @@ def render(config: DomainConfig) -> str:
         add(f"maxvcpus = {config.maxvcpus}\n")
     if config.cpu_weight is not None:
         add(f"cpu_weight = {config.cpu_weight}\n")
-    for key in ("kernel", "ramdisk", "cmdline", "bootloader", "boot"):
-        value = getattr(config, key)
-        if value is not None:
-            add(f"{key} = {xl_string(value)}\n")
+    if config.kernel is not None:
+        add(f"kernel = {_repeated_string(config.kernel)}\n")
+    if config.ramdisk is not None:
+        add(f"ramdisk = {_repeated_string(config.ramdisk)}\n")
+    if config.cmdline is not None:
+        add(f"cmdline = {_repeated_string(config.cmdline)}\n")
+    if config.bootloader is not None:
+        add(f"bootloader = {_repeated_string(config.bootloader)}\n")
+    if config.boot is not None:
+        add(f"boot = {_repeated_string(config.boot)}\n")
     add(_list("disk", [disk_spec(d) for d in config.disks]))
     add(_list("vif", [vif_spec(v) for v in config.vifs]))
     vnc = config.vnc
@@ -260,18 +289,18 @@ def render(config: DomainConfig) -> str:
     elif vnc is not None:
         add("vnc = 1\n")
         if vnc.listen is not None:
-            add(f"vnclisten = {xl_string(vnc.listen)}\n")
+            add(f"vnclisten = {_repeated_string(vnc.listen)}\n")
         if vnc.display is not None:
             add(f"vncdisplay = {vnc.display}\nvncunused = 0\n")
         if vnc.passwd is not None:
             add(f"vncpasswd = {xl_string(vnc.passwd)}\n")
         if vnc.keymap is not None:
-            add(f"keymap = {xl_string(vnc.keymap)}\n")
+            add(f"keymap = {_repeated_string(vnc.keymap)}\n")
     spice = config.spice
     if spice is not None:
         add("spice = 1\n")
         if spice.host is not None:
-            add(f"spicehost = {xl_string(spice.host)}\n")
+            add(f"spicehost = {_repeated_string(spice.host)}\n")
         add(f"spiceport = {spice.port}\n")
         if spice.passwd is not None:
             add(f"spicepasswd = {xl_string(spice.passwd)}\n")
@@ -279,16 +308,18 @@ def render(config: DomainConfig) -> str:
             add("spicedisable_ticketing = 1\n")
     if config.usb_tablet:
         add('usb = 1\nusbdevice = "tablet"\n')
-    for key in ("pae", "acpi", "apic"):
-        flag = getattr(config, key)
-        if flag is not None:
-            add(f"{key} = {_flag(flag)}\n")
+    if config.pae is not None:
+        add(f"pae = {_flag(config.pae)}\n")
+    if config.acpi is not None:
+        add(f"acpi = {_flag(config.acpi)}\n")
+    if config.apic is not None:
+        add(f"apic = {_flag(config.apic)}\n")
     if config.localtime:
         add("localtime = 1\n")
     if config.device_model_override is not None:
-        add(f"device_model_override = {xl_string(config.device_model_override)}\n")
+        add(f"device_model_override = {_repeated_string(config.device_model_override)}\n")
     if config.device_model_version is not None:
-        add(f"device_model_version = {xl_string(config.device_model_version)}\n")
+        add(f"device_model_version = {_repeated_string(config.device_model_version)}\n")
     for chunk in config.raw:
         add(chunk if chunk.endswith("\n") else chunk + "\n")
     return "".join(out)
