@@ -8,13 +8,22 @@ the same hosts with the same number of actions in flight:
 - upstream: one new `ssh host sudo -n xl sched-credit -d D -w W` process per action, as
   OpenNebula's driver does (it adds a script upload on top, which is left out here).
 
-Both end on the same xl command, so the simulated xl's own cost (a Python process, ~0.1 s of
-CPU) is in both figures; `transport_*` isolates what each way adds around a command (`true`).
-The executor's sessions are opened by one warm-up action per host before timing (they live
-as long as the service). Writes bench/results/executor.json: a flat object of named numbers
-plus a `machine` description.
+Both end on the same xl command, so the simulated xl's own cost (simxen's fork server, a few
+ms of CPU) is in both figures; `transport_*` isolates what each way adds around a command
+(`true`). The executor's sessions are opened by one warm-up action per host before timing
+(they live as long as the service).
 
-    python bench/bench_executor.py [--actions 120] [--quick]
+Both ways are CPU-bound on a small machine, and other work on it (a VM lab, a build) comes and
+goes: so the two ways take turns, in `--rounds` alternating batches, and each figure sums its
+way's batches. Each way's CPU per action is measured too, whoever spent it (this process with
+the executor and the gRPC client, the ssh processes, every sshd process and session, the
+commands they run, the hosts' fork servers): `*_cpu_ms_per_action` and their ratio, the
+figure that other load on the machine changes least.
+
+Writes bench/results/executor.json: a flat object of named numbers plus a `machine`
+description.
+
+    python bench/bench_executor.py [--actions 400] [--rounds 4] [--quick]
 """
 
 from __future__ import annotations
@@ -51,8 +60,10 @@ from simxen.host import SimHost  # noqa: E402
 
 HOST_COUNTS = (1, 10, 50)
 DOMAINS_PER_HOST = 4
-SEQUENTIAL = 20
+SEQUENTIAL = 30
 TARGET_RATIO = 10.0
+UPSTREAM_SHARE = 4  # the upstream way runs a quarter as many actions (it is ten times slower)
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def in_flight(hosts: int) -> int:
@@ -66,6 +77,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def hosts_of(jobs: list[tuple[SimHost, str, int]]) -> list[SimHost]:
+    return list({job[0].name: job[0] for job in jobs}.values())
+
+
 def jobs_for(hosts: list[SimHost], count: int) -> list[tuple[SimHost, str, int]]:
     return [
         (hosts[i % len(hosts)], f"bench-{(i // len(hosts)) % DOMAINS_PER_HOST}", 256 + i % 512)
@@ -73,34 +88,88 @@ def jobs_for(hosts: list[SimHost], count: int) -> list[tuple[SimHost, str, int]]
     ]
 
 
-async def timed_batch(jobs: list[Any], concurrency: int, one: Any) -> dict[str, float]:
-    latencies: list[float] = []
-    failures = 0
+class Tally:
+    """One way's batches: latencies of the actions that succeeded, failures, wall and CPU time."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def figures(self) -> dict[str, float]:
+        done = len(self.latencies)
+        return {
+            "actions_per_second": round(done / self.wall, 2) if self.wall else 0.0,
+            "median_ms": round(statistics.median(self.latencies) * 1000, 1) if done else 0.0,
+            "p99_ms": round(percentile(self.latencies, 0.99) * 1000, 1) if done else 0.0,
+            "failed": self.failures,
+            "seconds": round(self.wall, 2),
+            "cpu_ms_per_action": round(self.cpu / max(done + self.failures, 1) * 1000, 2),
+        }
+
+
+def _proc_ticks(pid: int) -> tuple[int, int]:
+    """(parent pid, user + system ticks of the process and of its reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1, 0
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
+
+
+def host_cpu_seconds(hosts: list[SimHost]) -> dict[int, int]:
+    """CPU ticks of every sshd process of these hosts (listeners, sessions and what they run,
+    live or reaped) and of their fork servers (and the calls they ran), by pid."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent, _ = _proc_ticks(int(entry))
+            children.setdefault(parent, []).append(int(entry))
+    ticks: dict[int, int] = {}
+    roots = [pid for h in hosts for pid in (h.sshd_pid, h.zygote_pid) if pid is not None]
+    while roots:
+        pid = roots.pop()
+        ticks[pid] = _proc_ticks(pid)[1]
+        roots += children.get(pid, [])
+    return ticks
+
+
+def machine_cpu_seconds(hosts: list[SimHost]) -> tuple[float, dict[int, int]]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # the upstream way's ssh processes
+    mine = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    return mine, host_cpu_seconds(hosts)
+
+
+async def timed_batch(
+    jobs: list[Any], concurrency: int, one: Any, tally: Tally, hosts: list[SimHost]
+) -> None:
     gate = asyncio.Semaphore(concurrency)
 
     async def run(job: Any) -> None:
-        nonlocal failures
         async with gate:
             started = time.perf_counter()
             ok = await one(job)
             if ok:
-                latencies.append(time.perf_counter() - started)
+                tally.latencies.append(time.perf_counter() - started)
             else:
-                failures += 1
+                tally.failures += 1
 
+    mine, theirs = machine_cpu_seconds(hosts)
     started = time.perf_counter()
     await asyncio.gather(*(run(job) for job in jobs))
-    wall = time.perf_counter() - started
-    return {
-        "actions_per_second": round(len(latencies) / wall, 2),
-        "median_ms": round(statistics.median(latencies) * 1000, 1) if latencies else 0.0,
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else 0.0,
-        "failed": failures,
-        "seconds": round(wall, 2),
-    }
+    tally.wall += time.perf_counter() - started
+    mine_after, theirs_after = machine_cpu_seconds(hosts)
+    # A process that ended meanwhile is in its parent's reaped figure (sshd sessions in the
+    # listener's, calls in the fork server's); a new one counts from zero.
+    host_ticks = sum(t - theirs.get(pid, 0) for pid, t in theirs_after.items())
+    tally.cpu += (mine_after - mine) + host_ticks / _TICKS
 
 
-async def executor_way(stub: executor_pb2_grpc.ExecutorServiceStub, jobs: list[Any], concurrency: int) -> Any:
+async def executor_way(
+    stub: executor_pb2_grpc.ExecutorServiceStub, jobs: list[Any], concurrency: int, tally: Tally | None = None
+) -> Tally:
     async def one(job: tuple[SimHost, str, int]) -> bool:
         host, domain, weight = job
         try:
@@ -111,10 +180,12 @@ async def executor_way(stub: executor_pb2_grpc.ExecutorServiceStub, jobs: list[A
             return False
         return True
 
-    return await timed_batch(jobs, concurrency, one)
+    tally = tally or Tally()
+    await timed_batch(jobs, concurrency, one, tally, hosts_of(jobs))
+    return tally
 
 
-async def upstream_way(jobs: list[Any], concurrency: int) -> Any:
+async def upstream_way(jobs: list[Any], concurrency: int, tally: Tally | None = None) -> Tally:
     async def one(job: tuple[SimHost, str, int]) -> bool:
         host, domain, weight = job
         argv = host.ssh_argv("sudo", "-n", "/usr/sbin/xl", "sched-credit", "-d", domain, "-w", str(weight))
@@ -124,7 +195,9 @@ async def upstream_way(jobs: list[Any], concurrency: int) -> Any:
         await proc.communicate()
         return proc.returncode == 0
 
-    return await timed_batch(jobs, concurrency, one)
+    tally = tally or Tally()
+    await timed_batch(jobs, concurrency, one, tally, hosts_of(jobs))
+    return tally
 
 
 def transport_figures(host: SimHost, samples: int = 20) -> dict[str, float]:
@@ -152,16 +225,23 @@ def transport_figures(host: SimHost, samples: int = 20) -> dict[str, float]:
     }
 
 
-def simulated_xl_figures(host: SimHost, samples: int = 10) -> dict[str, float]:
-    """One simulated `xl sched-credit` run locally, without SSH: the floor under both ways."""
+def simulated_xl_figures(host: SimHost, samples: int = 30) -> dict[str, float]:
+    """One simulated `xl sched-credit` run locally, without SSH: the floor under both ways.
+
+    Its CPU is the client's and the host's fork server's (which runs the call in a child), a
+    new weight each time as in the timed runs (a changed weight is a state write)."""
+    server = host.zygote_pid
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = _proc_ticks(server)[1] if server is not None else 0
     walls = []
-    for _ in range(samples):
+    for i in range(samples):
         started = time.perf_counter()
-        host.run_xl("sched-credit", "-d", "bench-0", "-w", "256")
+        host.run_xl("sched-credit", "-d", "bench-0", "-w", str(300 + i))
         walls.append(time.perf_counter() - started)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after = _proc_ticks(server)[1] if server is not None else 0
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    used += (server_after - server_before) / _TICKS
     return {
         "simulated_xl_cpu_ms": round(used / samples * 1000, 1),
         "simulated_xl_local_median_ms": round(statistics.median(walls) * 1000, 1),
@@ -188,9 +268,27 @@ def machine() -> str:
     )
 
 
-async def run(actions_per_way: int, counts: tuple[int, ...]) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine()}
-    work = Path(tempfile.mkdtemp(prefix="bench-executor-"))
+def ratios(prefix: str, mine: dict[str, float], theirs: dict[str, float]) -> dict[str, float]:
+    return {
+        f"{prefix}_throughput_ratio": round(
+            mine["actions_per_second"] / max(theirs["actions_per_second"], 1e-9), 2
+        ),
+        f"{prefix}_median_latency_ratio": round(theirs["median_ms"] / max(mine["median_ms"], 1e-9), 2),
+        f"{prefix}_cpu_ratio": round(theirs["cpu_ms_per_action"] / max(mine["cpu_ms_per_action"], 1e-9), 2),
+    }
+
+
+def default_workdir() -> str | None:
+    """tmpfs when there is one: the simulated hosts' files (state rewritten by each simulated xl
+    call, sshd logs) then cost neither way a disk journal's work; else the temporary dir."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+async def run(
+    actions_per_way: int, counts: tuple[int, ...], rounds: int, workdir: str | None
+) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-executor-", dir=workdir))
+    results: dict[str, Any] = {"machine": f"{machine()} (their files in {work.parent})"}
     started = time.perf_counter()
     hosts = start_hosts(work / "hosts", [f"xen{i}" for i in range(max(counts))])
     results["hosts_start_seconds"] = round(time.perf_counter() - started, 1)
@@ -211,51 +309,60 @@ async def run(actions_per_way: int, counts: tuple[int, ...]) -> dict[str, Any]:
             # One action at a time: latency without queueing for the CPU.
             one = hosts[:1]
             await executor_way(stub, jobs_for(one, 1), 1)
-            mine = await executor_way(stub, jobs_for(one, SEQUENTIAL), 1)
-            theirs = await upstream_way(jobs_for(one, SEQUENTIAL), 1)
-            results["sequential_executor_median_ms"] = mine["median_ms"]
-            results["sequential_upstream_median_ms"] = theirs["median_ms"]
+            mine, theirs = Tally(), Tally()
+            for _ in range(rounds):
+                await executor_way(stub, jobs_for(one, SEQUENTIAL // rounds), 1, mine)
+                await upstream_way(jobs_for(one, SEQUENTIAL // rounds), 1, theirs)
+            results["sequential_executor_median_ms"] = mine.figures()["median_ms"]
+            results["sequential_upstream_median_ms"] = theirs.figures()["median_ms"]
             results["sequential_median_latency_ratio"] = round(
-                theirs["median_ms"] / max(mine["median_ms"], 1e-9), 2
+                theirs.figures()["median_ms"] / max(mine.figures()["median_ms"], 1e-9), 2
             )
             for count in counts:
                 subset = hosts[:count]
                 concurrency = in_flight(count)
                 await executor_way(stub, jobs_for(subset, count), concurrency)  # warm-up: sessions
-                mine = await executor_way(stub, jobs_for(subset, actions_per_way), concurrency)
-                theirs = await upstream_way(jobs_for(subset, actions_per_way // 2), concurrency)
+                mine, theirs = Tally(), Tally()
+                # The two ways take turns, so that load from elsewhere falls on both alike.
+                for _ in range(rounds):
+                    await executor_way(stub, jobs_for(subset, actions_per_way // rounds), concurrency, mine)
+                    upstream_jobs = jobs_for(subset, actions_per_way // UPSTREAM_SHARE // rounds)
+                    await upstream_way(upstream_jobs, concurrency, theirs)
                 prefix = f"hosts_{count}"
                 results[f"{prefix}_in_flight"] = concurrency
-                for way, figures in (("executor", mine), ("upstream", theirs)):
-                    for key, value in figures.items():
+                for way, tally in (("executor", mine), ("upstream", theirs)):
+                    for key, value in tally.figures().items():
                         results[f"{prefix}_{way}_{key}"] = value
-                results[f"{prefix}_throughput_ratio"] = round(
-                    mine["actions_per_second"] / max(theirs["actions_per_second"], 1e-9), 2
-                )
-                results[f"{prefix}_median_latency_ratio"] = round(
-                    theirs["median_ms"] / max(mine["median_ms"], 1e-9), 2
-                )
-                print(f"{count:3d} hosts: executor {mine}  upstream {theirs}", flush=True)
+                results.update(ratios(prefix, mine.figures(), theirs.figures()))
+                print(f"{count:3d} hosts: executor {mine.figures()}  upstream {theirs.figures()}", flush=True)
         runner.close()
     finally:
         stop_hosts(hosts)
         shutil.rmtree(work, ignore_errors=True)
     results["target_ratio"] = TARGET_RATIO
     results["actions_per_way"] = actions_per_way
+    results["upstream_actions"] = actions_per_way // UPSTREAM_SHARE // rounds * rounds
+    results["rounds"] = rounds
+    results["load_average_end"] = round(os.getloadavg()[0], 1)
     results["seconds_total"] = round(time.perf_counter() - started, 1)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--actions", type=int, default=120, help="timed executor actions per host count")
+    parser.add_argument("--actions", type=int, default=400, help="timed executor actions per host count")
+    parser.add_argument("--rounds", type=int, default=4, help="turns each way takes per host count")
     parser.add_argument("--quick", action="store_true", help="1 and 10 hosts, fewer actions (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "executor.json")
+    parser.add_argument(
+        "--workdir", default=default_workdir(), help="where the simulated hosts live (default: /dev/shm)"
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     counts = (1, 10) if args.quick else HOST_COUNTS
-    actions = 40 if args.quick else args.actions
-    results = asyncio.run(run(actions, counts))
+    actions = 80 if args.quick else args.actions
+    rounds = 2 if args.quick else max(1, args.rounds)
+    results = asyncio.run(run(actions, counts, rounds, args.workdir))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

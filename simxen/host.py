@@ -122,6 +122,13 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def _install(program: Path, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    shutil.copyfile(program, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
+
+
 def _sshd_quote(value: str) -> str:
     if '"' in value or "\n" in value:
         raise SimHostError(f"cannot put {value!r} into sshd_config")
@@ -463,11 +470,15 @@ class SimHost:
                 continue
             # the fork server's client (see simxen.zygote), which runs the wrapper without a server
             _write(self.bin_dir / zygote.fallback_name(tool), script, 0o755)
-            tmp = self.bin_dir / f".{tool}.{os.getpid()}"
-            shutil.copyfile(client, tmp)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, self.bin_dir / tool)
-        _write(self.sudo_path, _SUDO_SCRIPT.replace("@BIN@", shlex.quote(str(self.bin_dir))), 0o755)
+            _install(client, self.bin_dir / tool)
+        sudo = _SUDO_SCRIPT.replace("@BIN@", shlex.quote(str(self.bin_dir)))
+        if client is None:
+            _write(self.sudo_path, sudo, 0o755)
+        else:
+            # The client is sudo too: it does the script's usual `sudo -n xl ...` without a shell
+            # and execs the script for anything else (see zygote_client.c).
+            _write(self.bin_dir / zygote.SUDO_SCRIPT_NAME, sudo, 0o755)
+            _install(client, self.sudo_path)
         for tool, real in (("ssh", SSH), ("scp", SCP)):
             _write(
                 self.bin_dir / tool,

@@ -6,7 +6,11 @@ SimHost, a child of it) that has simxen imported and listens on ``bin/.zygote.so
 host's ``bin/xl`` and ``bin/xentop`` are a small C client (shim/zygote_client.c) that sends the
 call's argv, environment, cwd, umask and its stdin/stdout/stderr (SCM_RIGHTS) and waits; the
 server forks a child that takes those fds as 0/1/2 and runs ``simxen.xl.command()`` (or
-xentop's) exactly as the Python wrapper would, then sends the child's wait status back.
+xentop's) exactly as the Python wrapper would, then sends the child's wait status back.  The
+client is the host's ``bin/sudo`` too: ``sudo -n xl ...`` makes the same call without starting
+the sudo script's shell (any other use of sudo runs the script, ``bin/.sudo.sh``).  The client
+is linked statically when it can be (no dynamic loader at each call), and the server runs a few
+calls itself before it forks any (see ``_warm_up``).
 
 The call stays the client's: when the client dies (``timeout``, a closed session, ``stop()``)
 the connection closes and the server kills the child.  Children also die with the server
@@ -17,28 +21,31 @@ wrapper (``bin/.xl.py-wrapper``): slower, same behaviour.
 
 from __future__ import annotations
 
+# The server imports this module: only what it needs at module level.  subprocess and tempfile
+# would bring threading and random, whose at-fork handlers (and the pages they write) cost every
+# child ~1 ms; pathlib and the others only memory, that each fork copies the page tables of.
 import contextlib
 import ctypes
 import gc
-import hashlib
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
-import traceback
-from pathlib import Path
 
-from simxen.errors import XlParserUnavailable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
-CLIENT_SOURCE = Path(__file__).resolve().parent / "shim" / "zygote_client.c"
+CLIENT_SOURCE = os.path.join(os.path.dirname(os.path.realpath(__file__)), "shim", "zygote_client.c")
 SOCKET_NAME = ".zygote.sock"
 TOOLS = ("xl", "xentop")
 _PR_SET_PDEATHSIG = 1
+
+
+# The simulated sudo script, when the client stands in for it as bin/sudo (see zygote_client.c).
+SUDO_SCRIPT_NAME = ".sudo.sh"
 
 
 def fallback_name(tool: str) -> str:
@@ -46,13 +53,26 @@ def fallback_name(tool: str) -> str:
     return f".{tool}.py-wrapper"
 
 
+# Static first: every xl, xentop and sudo call starts the client, and a static one skips the
+# dynamic loader (~0.2 ms of CPU each); without libc.a (no static glibc), a dynamic one.
+_BUILDS = (("-O2", "-Wall", "-Wextra", "-static"), ("-O2", "-Wall", "-Wextra"))
+
+
 def build_client(*, directory: Path | None = None) -> Path:
     """Compile the client unless this version is already built; safe to race (as build_shim)."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    from simxen.errors import XlParserUnavailable
     from simxen.xlparse import cache_dir
 
-    source = CLIENT_SOURCE.read_bytes()
+    with open(CLIENT_SOURCE, "rb") as f:
+        source = f.read()
     target_dir = directory or cache_dir()
-    target = target_dir / f"simxen-xl-client-{hashlib.sha256(source).hexdigest()[:16]}"
+    digest = hashlib.sha256(source + repr(_BUILDS).encode()).hexdigest()[:16]
+    target = target_dir / f"simxen-xl-client-{digest}"
     if target.exists():
         return target
     gcc = shutil.which("gcc") or shutil.which("cc")
@@ -62,10 +82,11 @@ def build_client(*, directory: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".simxen-xl-client-", dir=target_dir)
     os.close(fd)
     try:
-        proc = subprocess.run(
-            [gcc, "-O2", "-Wall", "-Wextra", "-o", tmp, str(CLIENT_SOURCE)], capture_output=True, text=True
-        )
-        if proc.returncode != 0:
+        for flags in _BUILDS:
+            proc = subprocess.run([gcc, *flags, "-o", tmp, CLIENT_SOURCE], capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+        else:
             raise XlParserUnavailable(f"building the xl client failed:\n{proc.stderr}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
@@ -92,10 +113,15 @@ def answering(bin_dir: Path) -> bool:
 
 
 def _preimport() -> None:
-    """Everything a call may import, so that no child pays for it (nor for compiling)."""
+    """What the calls import, so that no child pays for it (nor for compiling).
+
+    Not simxen.xlsave (save, restore, migrate: calls that take seconds anyway): it imports
+    subprocess and random, and with them threading, whose at-fork handlers would cost every
+    child ~1 ms of CPU.
+    """
     for name in (
-        "simxen.xl", "simxen.xentop", "simxen.xlverbs", "simxen.xldevices", "simxen.xlsave",
-        "simxen.inject", "simxen.render", "simxen.xl_help",
+        "simxen.xl", "simxen.xentop", "simxen.xlverbs", "simxen.xldevices", "simxen.inject",
+        "simxen.render", "simxen.xl_help",
     ):  # fmt: skip
         __import__(name)
 
@@ -271,6 +297,8 @@ class _Server:
                 print(code, file=sys.stderr)
             _flush_and_exit(rc)
         except BaseException:
+            import traceback
+
             traceback.print_exc()
             _flush_and_exit(1)
         _flush_and_exit(0)
@@ -283,12 +311,66 @@ def _flush_and_exit(rc: int) -> None:
     os._exit(rc & 0xFF)
 
 
+# Calls the server runs itself before it forks any, on a throwaway host with only Domain-0: the
+# first runs of a code path specialise its bytecode (CPython 3.11) and fill lazy caches, which
+# every child would otherwise redo on pages it then has to copy (about 15% of a call's CPU).
+_WARM_UP: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("xl", ("list",)),
+    ("xl", ("list", "-l")),
+    ("xl", ("info",)),
+    ("xl", ("domid", "Domain-0")),
+    ("xl", ("sched-credit", "-d", "Domain-0")),
+    ("xl", ("sched-credit", "-d", "Domain-0", "-w", "")),  # a new weight each round: a write
+    ("xentop", ("-b", "-i", "1")),
+)
+_WARM_UP_ROUNDS = 10
+_WARM_UP_SECONDS = 2.0
+
+
+def _warm_up() -> None:
+    import io
+    import time
+
+    from simxen.facts import HostFacts
+    from simxen.store import Store
+
+    # (not tempfile, see the imports)
+    directory = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"simxen-warm-up-{os.getpid()}")
+    try:
+        os.mkdir(directory, 0o700)
+    except OSError:
+        return
+    saved = sys.stdout, sys.stderr
+    try:
+        Store(directory).initialise(HostFacts())
+        deadline = time.monotonic() + _WARM_UP_SECONDS
+        for round_ in range(_WARM_UP_ROUNDS):
+            for tool, args in _WARM_UP:
+                argv = [tool, *(a or str(256 + round_) for a in args)]
+                sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+                with contextlib.suppress(Exception, SystemExit):
+                    sys.modules[f"simxen.{tool}"].main(argv, state_dir=directory)
+            if time.monotonic() > deadline:
+                break
+    except Exception:  # a cold start is slower, never wrong
+        pass
+    finally:
+        sys.stdout, sys.stderr = saved
+        for name in os.listdir(directory):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
 def main() -> None:
     """``python -I -S -c ... PACKAGE_ROOT BIN_DIR CONTROL_FD K=V...`` (see SimHost)."""
     bin_dir, control_fd = sys.argv[1], int(sys.argv[2])
     baked = dict(item.partition("=")[::2] for item in sys.argv[3:])
     _preimport()
+    server = _Server(bin_dir, control_fd, baked)  # listening: calls wait for the warm-up
+    _warm_up()
     # Children would otherwise copy every page the collector touches on their first collection.
     gc.collect()
     gc.freeze()
-    _Server(bin_dir, control_fd, baked).serve()
+    server.serve()

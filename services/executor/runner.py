@@ -7,6 +7,7 @@ the request's log context into the thread); the event loop only awaits.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -66,13 +67,15 @@ class SshRunner:
         once would release the domain's lock while it runs, and let the next action on the
         same domain overlap with it.
         """
-        task = asyncio.ensure_future(run_blocking(self.pool, call))
+        # run_blocking's work, as a bare future: no task to wrap it in (one per command).
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(self.pool, context.run, call)
         try:
-            return await asyncio.shield(task)
+            return await asyncio.shield(future)
         except asyncio.CancelledError:
-            await asyncio.wait({task})
-            if not task.cancelled():
-                task.exception()  # retrieved: the caller is gone, the log has the RPC's end
+            await asyncio.wait({future})
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller is gone, the log has the RPC's end
             raise
 
     def close(self) -> None:

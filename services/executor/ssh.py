@@ -11,6 +11,10 @@ over with `run_blocking`), never on the event loop.
   option of that name) records an unknown host's key and still refuses a changed one.
 - A command's stdout and stderr are read together as they arrive, so a command that fills
   one of them never waits on us; the exit status is only trusted once both ended.
+- The exec request and the end of the command's stdin go out back to back, and never after the
+  channel's close (see `_send_in_order`): a stray EOF makes sshd end the whole session.
+- AES-GCM is preferred over paramiko's default AES-CTR + HMAC-SHA2: the same strength, and
+  both ends do less per packet (paramiko checks each HMAC in a Python loop).
 - Files are written by SFTP to a temporary name in the target directory and renamed over the
   target, so a reader never sees half a file.
 """
@@ -30,11 +34,12 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import paramiko
+from paramiko.common import cMSG_CHANNEL_EOF, cMSG_CHANNEL_REQUEST
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from onexen.runtime.errors import DeadlineExceeded, FailedPrecondition
@@ -52,6 +57,8 @@ from services.executor.inventory import HostSettings
 MAX_OUTPUT_BYTES = 32 << 20
 _OPEN_RETRIES = 20  # "Connect failed" (MaxSessions) retries before giving up on a slot
 _KEEPALIVE_SECONDS = 30
+# Tried first when the host offers them (OpenSSH does since 6.2); paramiko's own order follows.
+_PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,25 @@ class _Wakeup(threading.Event):
         self._shared.set()
 
 
+def _transport(
+    sock: Any,
+    /,
+    *,
+    gss_kex: bool = False,
+    gss_deleg_creds: bool = True,
+    disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
+) -> paramiko.Transport:
+    """paramiko's Transport with the AEAD ciphers first (SSHClient's `transport_factory`).
+
+    (The gss_* parameters are in the type stubs' signature only: this paramiko has no GSS.)
+    """
+    transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
+    options = transport.get_security_options()
+    first = [c for c in _PREFERRED_CIPHERS if c in options.ciphers]
+    options.ciphers = (*first, *(c for c in options.ciphers if c not in first))
+    return transport
+
+
 class HostConnection:
     """The SSH session to one host, shared by every action on it."""
 
@@ -204,6 +230,7 @@ class HostConnection:
                 banner_timeout=timeout,
                 auth_timeout=timeout,
                 channel_timeout=timeout,
+                transport_factory=_transport,
             )
         except BaseException as exc:
             client.close()
@@ -329,11 +356,8 @@ class HostConnection:
         chan.in_stderr_buffer.set_event(_Wakeup(shared))
         out, err = bytearray(), bytearray()
         try:
-            chan.settimeout(max(0.5, deadline - time.monotonic()))
-            chan.exec_command(line)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
+            chan.settimeout(max(0.5, deadline - time.monotonic()))  # bounds sending stdin
+            _start(chan, line, stdin, deadline)
             chan.settimeout(0.0)
             while True:
                 shared.clear()
@@ -350,8 +374,12 @@ class HostConnection:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise CommandTimedOut(host, line, deadline - started, killed=False, stderr=_text(err))
-                # The exit status alone does not wake us: a short wait catches it.
-                shared.wait(min(left, 0.05 if chan.eof_received else 1.0))
+                if chan.eof_received:
+                    # Only the exit status (or the close) is still to come: paramiko sets this
+                    # event for either, and nothing else needs waking us for.
+                    chan.status_event.wait(min(left, 1.0))
+                else:
+                    shared.wait(min(left, 1.0))
         except TimeoutError as exc:
             raise CommandTimedOut(host, line, deadline - started, killed=False, stderr=_text(err)) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -362,6 +390,10 @@ class HostConnection:
         if status == -1 and (transport is None or not transport.is_active()):
             self._drop(transport)
             raise ConnectionLost(host, line, "the session closed before the command's exit status came")
+        if status == -1 and not chan.event_ready:
+            # sshd answered the exec request with a failure (paramiko then closed the channel).
+            self._drop(transport)
+            raise ConnectionLost(host, line, "sshd refused to run the command")
         return Result(host, line, name, status, _text(out), _text(err), time.monotonic() - started)
 
     # ----- files -----
@@ -454,6 +486,72 @@ def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
     for path in reversed(missing):
         with contextlib.suppress(OSError):  # made by a concurrent upload meanwhile
             sftp.mkdir(path, 0o755)
+
+
+def _start(chan: paramiko.Channel, line: str, stdin: bytes | None, deadline: float) -> None:
+    """`exec_command(line)`, then `stdin` and EOF, without waiting for sshd's answer between them.
+
+    The answer to the exec request is not awaited: `_exec` reads on until the channel ends
+    either way, and tells a refused request from a command by `event_ready` (paramiko sets it
+    on sshd's success reply, which always comes before the command's output and close).
+    """
+    request = paramiko.Message()
+    request.add_byte(cMSG_CHANNEL_REQUEST)
+    request.add_int(chan.remote_chanid)
+    request.add_string("exec")
+    request.add_boolean(True)
+    request.add_string(line)
+    chan.event.clear()  # what exec_command does before it sends the request
+    chan.event_ready = False
+    if stdin:
+        _send_in_order(chan, request, eof=False, deadline=deadline)
+        chan.sendall(stdin)
+        _send_in_order(chan, None, eof=True, deadline=deadline)
+    else:
+        _send_in_order(chan, request, eof=True, deadline=deadline)
+
+
+def _send_in_order(
+    chan: paramiko.Channel, message: paramiko.Message | None, *, eof: bool, deadline: float
+) -> None:
+    """Send `message` on `chan`, then its EOF if `eof`, unless the channel is already closed.
+
+    paramiko's own `shutdown_write()` makes the EOF under the channel's lock but sends it after
+    letting go: when the command ends meanwhile, paramiko's transport thread answers sshd's
+    CLOSE with ours first, sshd forgets the channel, and our EOF then makes it end the whole
+    session ("ieof packet referred to nonexistent channel", paramiko#1115 and #1705), failing
+    every command on it. Every packet goes out under the transport's clear-to-send lock, as
+    `Transport._send_user_message` does: deciding and sending under it puts ours before any
+    CLOSE of the transport thread. (Nothing waits for the transport thread while holding it.)
+    """
+    transport = chan.get_transport()
+    if transport is None:
+        return
+    while True:  # the wait of Transport._send_user_message: not in the middle of a key exchange
+        transport.clear_to_send.wait(0.1)
+        if not transport.is_active():
+            return  # as paramiko: dropped; the reader sees the channel closed with the session
+        transport.clear_to_send_lock.acquire()
+        if transport.clear_to_send.is_set():
+            break
+        transport.clear_to_send_lock.release()
+        if time.monotonic() > deadline:
+            raise paramiko.SSHException("key exchange did not finish in time")
+    try:
+        with chan.lock:
+            if chan.closed:
+                return  # sshd ended the channel already: nothing more may be sent on it
+            if eof:
+                eof, chan.eof_sent = not chan.eof_sent, True
+        if message is not None:
+            transport.packetizer.send_message(message)
+        if eof:
+            end = paramiko.Message()
+            end.add_byte(cMSG_CHANNEL_EOF)
+            end.add_int(chan.remote_chanid)
+            transport.packetizer.send_message(end)
+    finally:
+        transport.clear_to_send_lock.release()
 
 
 def _append(buffer: bytearray, chunk: bytes) -> None:

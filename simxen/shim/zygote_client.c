@@ -12,6 +12,13 @@
  * path that does not fit) makes us exec the plain Python wrapper instead: slower, never
  * different.  Once handed over, the child runs the very code the wrapper would.
  *
+ * Installed as the host's bin/sudo too.  The simulated sudo is a shell script (bin/.sudo.sh,
+ * see simxen/host.py); its usual call, `sudo [-n ...] xl ARGS` (or xentop), ends in `exec
+ * $bin/xl ARGS`.  That case we do ourselves, in this process: the options the script skips,
+ * then the call as bin/xl would make it, with the environment the script's /bin/sh would
+ * pass on (it exports PWD).  Every other call (an option the script refuses, no command,
+ * another program) execs the script itself, so its messages and exit codes stay its own.
+ *
  * Request (one stream, fds 0-2 attached to the first byte by SCM_RIGHTS):
  *   u32 length, then NUL-terminated strings: tool, cwd, umask (octal), argc, args..., env...
  * Reply: the child's wait status as an i32, sent when the server has reaped it.
@@ -46,6 +53,97 @@ static void fallback(char **argv)
     _exit(127);
 }
 
+/* The sudo script beside us (bin/.sudo.sh), with our own arguments. */
+static void sudo_script(char **argv)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/.sudo.sh", exe_dir);
+    execv(path, argv);
+    fprintf(stderr, "simxen: cannot run %s: %s\n", path, strerror(errno));
+    _exit(127);
+}
+
+static int one_of(const char *word, const char *const *names)
+{
+    for (; *names != NULL; names++)
+        if (strcmp(word, *names) == 0)
+            return 1;
+    return 0;
+}
+
+static int starts_with(const char *word, const char *prefix)
+{
+    return strncmp(word, prefix, strlen(prefix)) == 0;
+}
+
+/* PWD as dash sets it at start: the inherited value when it names this directory, else
+ * getcwd(); 0 when it cannot (the script then decides). */
+static int export_pwd_like_sh(void)
+{
+    const char *pwd = getenv("PWD");
+    struct stat here, named;
+    if (pwd != NULL && pwd[0] == '/' && stat(".", &here) == 0 && stat(pwd, &named) == 0 &&
+        here.st_dev == named.st_dev && here.st_ino == named.st_ino)
+        return setenv("PWD", pwd, 1) == 0;
+    char cwd[PATH_MAX];
+    return getcwd(cwd, sizeof cwd) != NULL && setenv("PWD", cwd, 1) == 0;
+}
+
+/* bin/sudo: the argv of the bin/xl (or bin/xentop) call the script would exec, or the
+ * script itself.  Mirrors the script's option loop case by case. */
+static char **sudo_call(int argc, char **argv, int *call_argc)
+{
+    static const char *const skip_one[] = {"-n", "--non-interactive", "-E", "--preserve-env", "-H",
+                                           "--set-home", "-S", "--stdin", "-k", "--reset-timestamp",
+                                           NULL};
+    static const char *const skip_two[] = {"-u", "--user", "-g", "--group", NULL};
+    static const char *const xl_names[] = {"xl", "/usr/sbin/xl", "/usr/lib/xen-4.17/bin/xl", NULL};
+    static const char *const xentop_names[] = {"xentop", "/usr/sbin/xentop",
+                                               "/usr/lib/xen-4.17/bin/xentop", NULL};
+    int i = 1;
+    while (i < argc) {
+        const char *a = argv[i];
+        if (one_of(a, skip_one)) {
+            i++;
+        } else if (one_of(a, skip_two)) {
+            if (i + 1 >= argc)
+                sudo_script(argv); /* `shift 2` past the end, or no command: the script's error */
+            i += 2;
+        } else if (starts_with(a, "-u") || starts_with(a, "-g") || starts_with(a, "--user=") ||
+                   starts_with(a, "--group=")) {
+            i++;
+        } else if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (a[0] == '-') {
+            sudo_script(argv); /* an invalid option: the script's message */
+        } else {
+            break;
+        }
+    }
+    if (i >= argc)
+        sudo_script(argv); /* no command: the script's usage */
+    if (one_of(argv[i], xl_names))
+        tool = "xl";
+    else if (one_of(argv[i], xentop_names))
+        tool = "xentop";
+    else
+        sudo_script(argv); /* any other program: the script runs it */
+    if (!export_pwd_like_sh())
+        sudo_script(argv);
+    /* exec "$bin/xl" "$@": argv[0] is the tool's path, then the words after the tool's name */
+    char **call = calloc((size_t)(argc - i) + 1, sizeof *call);
+    char *path = malloc(strlen(exe_dir) + 16);
+    if (call == NULL || path == NULL)
+        sudo_script(argv);
+    sprintf(path, "%s/%s", exe_dir, tool);
+    call[0] = path;
+    for (int k = i + 1; k < argc; k++)
+        call[k - i] = argv[k];
+    *call_argc = argc - i;
+    return call;
+}
+
 static int append(char **buf, size_t *len, size_t *cap, const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -74,7 +172,11 @@ int main(int argc, char **argv)
     if (slash == NULL)
         return 127;
     *slash = '\0';
-    tool = strcmp(slash + 1, "xentop") == 0 ? "xentop" : "xl";
+    if (strcmp(slash + 1, "sudo") == 0) {
+        argv = sudo_call(argc, argv, &argc);
+    } else {
+        tool = strcmp(slash + 1, "xentop") == 0 ? "xentop" : "xl";
+    }
 
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0)

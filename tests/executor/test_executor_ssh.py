@@ -83,6 +83,20 @@ def test_stdin_reaches_the_command(cluster: Cluster) -> None:
         conn.close()
 
 
+def test_quick_commands_in_a_crowd_never_cost_the_session(cluster: Cluster) -> None:
+    # A command that ends while its EOF is on the way used to race paramiko's answer to sshd's
+    # CLOSE (paramiko#1115): sshd then ended the whole session, and every command on it failed
+    # (3 in 1,800 before the fix). Quick commands, many in flight, make that window common.
+    conn = HostConnection(settings(cluster))
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda i: conn.run("true", name="true", wait=30), range(1500)))
+        assert all(r.ok for r in results)
+        assert conn.connects == 1
+    finally:
+        conn.close()
+
+
 def test_more_commands_than_sshd_allows_sessions_all_run(cluster: Cluster) -> None:
     # sshd here allows 16 sessions per connection; ask for more channels than that.
     conn = HostConnection(settings(cluster, max_channels=24))
