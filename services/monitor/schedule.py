@@ -135,10 +135,15 @@ class HostSchedule:
             period = self._period[report]
             planned = self._next.get(report)
             if planned is None:
-                following = now + period * (self._rng.uniform(1.0 - self.spread, 1.0) if first else 1.0)
-            else:
-                following = planned + period
-            self._next[report] = following if following > now else now + period
+                # The first contact spreads each timer over its period (hosts added together).
+                self._next[report] = now + period * (
+                    self._rng.uniform(1.0 - self.spread, 1.0) if first else 1.0
+                )
+                continue
+            following = planned + period
+            # A timer whose next report would come less than half a period after this one was
+            # left behind (by an outage): restart it from now, or it fires twice in a row.
+            self._next[report] = following if following - now >= period / 2 else now + period
         if first:
             for report in Report:
                 self._next.setdefault(report, now + self._period[report])

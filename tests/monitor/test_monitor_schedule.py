@@ -71,6 +71,17 @@ def test_a_long_outage_does_not_fire_a_burst_of_reports() -> None:
     assert schedule.due(1005.0) == {Report.STATE_VM}
 
 
+@pytest.mark.parametrize("seed", range(200))
+def test_a_long_outage_never_leaves_a_report_due_right_after_it_went_out(seed: int) -> None:
+    # The first contact spreads each timer over its period; after an outage, a timer that
+    # lands just past the catch-up probe (within the probe interval) must not fire again.
+    schedule = HostSchedule(Periods(), jitter=0.0, rng=random.Random(seed))
+    schedule.produced(ALL_REPORTS, 0.0)
+    due = schedule.due(1000.0)
+    schedule.produced(due, 1000.0)
+    assert schedule.due(1005.0) == {Report.STATE_VM}
+
+
 def test_reports_of_hosts_added_together_spread_after_the_first() -> None:
     rng = random.Random(3)
     firsts = []
