@@ -178,6 +178,36 @@ async def test_a_shut_down_domain_nobody_reaps_is_destroyed_as_cleanup() -> None
     assert not done.destroyed and runner.verbs()[-1] == "destroy"
 
 
+async def test_a_cleanup_destroy_racing_a_slow_monitor_is_no_failure() -> None:
+    # Seen on real Xen under load: xl's monitor was still reaping the shut-down domain (its
+    # hotplug scripts) past the grace; our destroy then failed once the monitor had finished.
+    state = {"destroyed": False}
+
+    def handler(host: str, words: list[str]) -> Reply | None:
+        if words[0] == "list":
+            if state["destroyed"]:
+                return 1, "", NO_SUCH.format(words[1])
+            return 0, list_row(words[1], "---s--"), ""
+        if words[0] == "destroy":
+            state["destroyed"] = True
+            return 1, "", "libxl: error: unable to find domain info for domain 4: No such file or directory"
+        return None
+
+    runner = FakeRunner(handler)
+    done = await actions(runner).shutdown("xen1", "one-7", 300, False, Budget())
+    assert not done.destroyed and runner.verbs()[-2:] == ["destroy", "list"]
+
+
+async def test_a_cleanup_destroy_that_fails_with_the_domain_still_there_fails() -> None:
+    def handler(host: str, words: list[str]) -> Reply | None:
+        if words[0] == "list":
+            return 0, list_row(words[1], "---s--"), ""
+        return (1, "", "libxl: error: something broke") if words[0] == "destroy" else None
+
+    with pytest.raises(CommandFailed, match="something broke"):
+        await actions(FakeRunner(handler)).shutdown("xen1", "one-7", 300, False, Budget())
+
+
 async def test_shutdown_of_an_unknown_domain_is_not_found() -> None:
     runner = FakeRunner(lambda h, w: (1, "", NO_SUCH.format("one-9")))
     with pytest.raises(DomainNotFound) as caught:
