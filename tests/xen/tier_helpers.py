@@ -32,8 +32,8 @@ from stack.launcher import FULL_NAMES, ServiceProcess, _terminate, wait_serving
 DATASTORES = Path("/var/lib/one/datastores")
 GUEST = "/var/lib/xenlab/guest"
 # The kernel command line every lab guest gets; console=hvc0 puts its heartbeat in the console log.
-# loglevel=4: the kernel's boot messages through the emulated console cost a minute per boot under
-# TCG (about 80 s to XENLAB-DOMU-UP with them, about 20 s without).
+# loglevel=4: the kernel's boot messages go through the emulated console, slow under TCG (the lab's
+# own guest, booted with it, is up in about 20 s).
 CMDLINE = "console=hvc0 loglevel=4"
 # A short shutdown timeout: the stubborn guest needs it to run out, the good one is down in seconds.
 SHUTDOWN_TIMEOUT = 60
