@@ -104,3 +104,26 @@ def default_log_file(name: str, environ: Mapping[str, str]) -> str:
     if path.exists():
         return str(path) if os.access(path, os.W_OK) else ""
     return str(path) if directory.is_dir() and os.access(directory, os.W_OK) else ""
+
+
+def add_logging_options(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str], prefix: str, log_file_name: str
+) -> None:
+    """--log-file and --log-level (variables PREFIX_LOG_FILE, PREFIX_LOG_LEVEL), as both drivers take them."""
+    add_env_option(
+        parser,
+        "--log-file",
+        f"{prefix}_LOG_FILE",
+        environ,
+        default=default_log_file(log_file_name, environ),
+        help="JSON log file; empty for none",
+    )
+    add_env_option(
+        parser,
+        "--log-level",
+        f"{prefix}_LOG_LEVEL",
+        environ,
+        default="info",
+        type=log_level,
+        help="least severe level logged",
+    )

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from adapter.common.options import (
     add_env_option,
-    default_log_file,
-    log_level,
+    add_logging_options,
     non_negative_int,
     one_location,
     positive_int,
@@ -102,23 +101,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         type=_absolute,
         help="the hosts' DATASTORE_LOCATION, whose space SYSTEM_HOST reports; empty for none",
     )
-    add_env_option(
-        parser,
-        "--log-file",
-        "ONEXEN_IM_LOG_FILE",
-        environ,
-        default=default_log_file(LOG_FILE_NAME, environ),
-        help="JSON log file; empty for none",
-    )
-    add_env_option(
-        parser,
-        "--log-level",
-        "ONEXEN_IM_LOG_LEVEL",
-        environ,
-        default="info",
-        type=log_level,
-        help="least severe level logged",
-    )
+    add_logging_options(parser, environ, "ONEXEN_IM", LOG_FILE_NAME)
     add_channel_options(parser, environ, "monitor", f"127.0.0.1:{DEFAULT_PORTS['monitor']}")
     return parser
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from adapter.common.options import (
     add_env_option,
-    default_log_file,
-    log_level,
+    add_logging_options,
     non_negative_int,
     one_location,
     positive_int,
@@ -137,23 +136,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         type=non_negative_int,
         help="seconds a guest gets to shut down; 0 = the host's SHUTDOWN_TIMEOUT",
     )
-    add_env_option(
-        parser,
-        "--log-file",
-        "ONEXEN_VMM_LOG_FILE",
-        environ,
-        default=default_log_file(LOG_FILE_NAME, environ),
-        help="JSON log file; empty for none",
-    )
-    add_env_option(
-        parser,
-        "--log-level",
-        "ONEXEN_VMM_LOG_LEVEL",
-        environ,
-        default="info",
-        type=log_level,
-        help="least severe level logged",
-    )
+    add_logging_options(parser, environ, "ONEXEN_VMM", LOG_FILE_NAME)
     add_channel_options(parser, environ, "executor", f"127.0.0.1:{DEFAULT_PORTS['executor']}")
     add_channel_options(parser, environ, "translator", f"127.0.0.1:{DEFAULT_PORTS['translator']}")
     return parser
