@@ -95,7 +95,7 @@ test: install check-protos lint compose-check pytest test-xen
 test-xen: install
 	@$(PYTHON) $(XENLAB) build
 	@running=0; $(PYTHON) $(XENLAB) status >/dev/null 2>&1 && running=1; \
-	XENLAB_REQUIRED=1 $(PY) -m pytest $(PYTEST_FLAGS) -m xen tests/xen; rc=$$?; \
+	XENLAB_REQUIRED=1 $(PY) -m pytest $(PYTEST_FLAGS) --tb=short -m xen tests/xen; rc=$$?; \
 	[ $$running = 1 ] || $(PYTHON) $(XENLAB) down >/dev/null 2>&1; exit $$rc
 
 test-fast: install

@@ -28,6 +28,7 @@ XENLAB = REPO / "tools" / "xenlab" / "xenlab"
 sys.path.insert(0, str(XENLAB.parent))
 
 from xenlabkit.client import Dom0  # noqa: E402
+from xenlabkit.diagnose import host_report  # noqa: E402
 from xenlabkit.errors import EXIT_REFUSED  # noqa: E402
 from xenlabkit.run import Lab  # noqa: E402
 from xenlabkit.state import LabInfo  # noqa: E402
@@ -41,6 +42,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xen") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(XEN_TEST_TIMEOUT))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed lab test carries each host's state (QEMU alive? what Xen and dom0 printed last)."""
+    outcome = yield
+    report = outcome.get_result()
+    info = getattr(item, "funcargs", {}).get("xenlab")
+    if report.failed and isinstance(info, LabInfo):
+        for host in info.hosts.values():
+            report.sections.append((f"xen lab: {host.name}", host_report(host)))
 
 
 @pytest.fixture(scope="session")

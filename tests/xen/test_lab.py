@@ -12,7 +12,8 @@ from pathlib import Path
 import paramiko
 import pytest
 from xenlabkit import cli, preflight
-from xenlabkit.client import Dom0, connect
+from xenlabkit.client import ConnectionLost, Dom0, connect
+from xenlabkit.diagnose import host_report, telling_lines
 from xenlabkit.errors import Refused
 from xenlabkit.recipe import Image
 from xenlabkit.run import Lab, dom0_known_hosts, outside_known_hosts, plan_hosts, qemu_argv
@@ -109,7 +110,46 @@ def test_down_never_kills_a_process_that_is_not_its_qemu(tmp_path: Path) -> None
         bystander.wait()
 
 
+def _dead_host(tmp_path: Path, serial: str) -> HostInfo:
+    (tmp_path / "serial.log").write_text(serial)
+    (tmp_path / "qemu.log").write_text("qemu-system-x86_64: terminating on signal 15\n")
+    return HostInfo(
+        name="xen1", address="127.0.0.1", port=1, user="oneadmin", key="k", known_hosts="kh",
+        host_key="h", serial_log=str(tmp_path / "serial.log"), qemu_pid=2**22 + 1, run_dir=str(tmp_path),
+    )  # fmt: skip
+
+
+def test_a_lost_host_is_reported_with_what_it_printed_last(tmp_path: Path) -> None:
+    chatter = [f"[   {n}.000000] boot chatter {n}" for n in range(3000)]
+    panic = "[ 4242.000000] Kernel panic - not syncing: Attempted to kill init!"
+    report = host_report(_dead_host(tmp_path, "\n".join([*chatter[:2500], panic, *chatter[2500:]])))
+    assert report.splitlines()[0] == f"xen1: QEMU pid {2**22 + 1} GONE"
+    assert panic in report and chatter[-1] in report and "boot chatter 1000\n" not in report
+    assert "terminating on signal 15" in report
+
+
+def test_only_telling_serial_lines_are_picked() -> None:
+    text = "ok\n(XEN) FATAL TRAP: vector = 6\nfine\nsshd[1]: error: Mismatched MAC\n[ 1.0] oom-kill:x"
+    assert telling_lines(text) == [
+        "(XEN) FATAL TRAP: vector = 6", "sshd[1]: error: Mismatched MAC", "[ 1.0] oom-kill:x"
+    ]  # fmt: skip
+
+
 # ---------------------------------------------------------------- the running lab
+
+
+@pytest.mark.xen
+def test_a_dropped_connection_is_explained_and_replaced(xenlab: LabInfo) -> None:
+    dom0 = Dom0(xenlab.hosts["xen1"])
+    try:
+        with pytest.raises(ConnectionLost) as lost:
+            dom0.run("kill -9 $PPID; sleep 30")  # the connection's own sshd process
+        text = str(lost.value)
+        assert f"QEMU pid {xenlab.hosts['xen1'].qemu_pid} alive" in text, text
+        assert "a new SSH connection works" in text, text
+        assert dom0.check("echo back") == "back\n"
+    finally:
+        dom0.close()
 
 
 @pytest.mark.xen
