@@ -28,6 +28,7 @@ __all__ = [
     "HostKeyMismatch",
     "HostKeyUnknown",
     "HostUnreachable",
+    "SftpUnavailable",
     "ShutdownTimedOut",
 ]
 
@@ -55,6 +56,19 @@ class ConnectionLost(Unavailable):
             f"connection to Xen host {host} was lost while running {command!r} ({cause});"
             " the command may or may not have taken effect",
             metadata={"host": host, "command": command, "cause": cause},
+        )
+
+
+class SftpUnavailable(Unavailable):
+    """The session is fine but the host's SFTP subsystem would not start: nothing was transferred."""
+
+    default_reason = "SFTP_UNAVAILABLE"
+
+    def __init__(self, host: str, what: str, cause: str) -> None:
+        super().__init__(
+            f"the SFTP subsystem of Xen host {host} did not start for {what!r} ({cause}): nothing was"
+            " transferred; check sshd's `Subsystem sftp` and that its sftp-server runs",
+            metadata={"host": host, "command": what, "cause": cause},
         )
 
 

@@ -50,6 +50,7 @@ from services.executor.errors import (
     HostKeyMismatch,
     HostKeyUnknown,
     HostUnreachable,
+    SftpUnavailable,
 )
 from services.executor.inventory import HostSettings
 
@@ -405,14 +406,22 @@ class HostConnection:
         def opener(transport: paramiko.Transport, left: float) -> paramiko.Channel:
             chan = transport.open_session(timeout=left)
             chan.settimeout(left)
-            chan.invoke_subsystem("sftp")
             return chan
 
         with self._slot(deadline, what):
             chan = self._open(deadline, opener)
             try:
+                chan.invoke_subsystem("sftp")
                 sftp = paramiko.SFTPClient(chan)
-            except Exception:
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                # sshd refused the subsystem, or its sftp-server ended before the version exchange
+                # (seen on a dom0 whose memory went bad): the session itself may be fine.
+                chan.close()
+                transport = chan.get_transport()
+                if transport is None or not transport.is_active():
+                    raise ConnectionLost(self.settings.name, what, str(exc) or type(exc).__name__) from exc
+                raise SftpUnavailable(self.settings.name, what, str(exc) or type(exc).__name__) from exc
+            except BaseException:
                 chan.close()
                 raise
             try:

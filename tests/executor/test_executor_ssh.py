@@ -12,11 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import paramiko
 import pytest
 from executor_hosts import Cluster, start_hosts
 
-from services.executor.errors import AuthenticationFailed, HostKeyMismatch, HostKeyUnknown, HostUnreachable
+from services.executor.errors import (
+    AuthenticationFailed,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    HostUnreachable,
+    SftpUnavailable,
+)
 from services.executor.inventory import HostSettings
 from services.executor.ssh import HostConnection, fingerprint, known_hosts_name
 from simxen.host import SimHost
@@ -211,6 +218,21 @@ def test_accept_new_still_refuses_a_changed_key(cluster: Cluster, tmp_path: Path
     conn = HostConnection(settings(cluster, known_hosts=str(wrong), host_key_policy="accept-new"))
     with pytest.raises(HostKeyMismatch):
         conn.run("true", name="true", wait=10)
+
+
+def test_an_sftp_server_that_will_not_start_is_named_and_the_session_lives_on(lone_host: SimHost) -> None:
+    config = lone_host.sshd_config_path
+    config.write_text(config.read_text().replace("Subsystem sftp internal-sftp", "Subsystem sftp /bin/false"))
+    lone_host.restart_sshd()
+    conn = HostConnection(lone_settings(lone_host))
+    try:
+        with pytest.raises(SftpUnavailable) as failed:
+            conn.upload("/var/tmp/onexen-sftp-test/f", b"x", wait=10)
+        assert failed.value.code is grpc.StatusCode.UNAVAILABLE, failed.value
+        assert "SFTP subsystem of Xen host lone" in str(failed.value), failed.value
+        assert conn.run("echo alive", name="echo", wait=10).stdout == "alive\n"
+    finally:
+        conn.close()
 
 
 def test_uploads_are_atomic_and_make_directories(cluster: Cluster) -> None:
