@@ -212,6 +212,7 @@ class LabVm(OnedVm):
         initrd: str = f"{GUEST}/initrd.cpio.gz",
         cmdline: str = CMDLINE,
         memory_mb: int = 128,
+        raw: str = "",
     ) -> None:
         super().__init__(
             vm_id, host, datastores=DATASTORES, vms_dir=vms_dir, memory_mb=memory_mb, context=False
@@ -220,6 +221,7 @@ class LabVm(OnedVm):
         self.machine = machine
         self.initrd = initrd
         self.cmdline = cmdline
+        self.raw = raw  # xl text for TEMPLATE/RAW (TYPE="xen"), pasted after the translated config
 
     def vm_xml(self) -> str:
         os_vector = {
@@ -229,7 +231,11 @@ class LabVm(OnedVm):
             "MACHINE": self.machine,
         }
         inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in os_vector.items() if v)
-        return re.sub(r"<OS>.*?</OS>", f"<OS>{inner}</OS>", super().vm_xml(), count=1)
+        xml = re.sub(r"<OS>.*?</OS>", f"<OS>{inner}</OS>", super().vm_xml(), count=1)
+        if self.raw:
+            raw = f"<RAW><TYPE>xen</TYPE><DATA><![CDATA[{self.raw}]]></DATA></RAW>"
+            xml = xml.replace("</TEMPLATE>", raw + "</TEMPLATE>", 1)
+        return xml
 
     def prolog(self) -> None:
         """Nothing locally: `place_disks` did the TM's work on the host."""

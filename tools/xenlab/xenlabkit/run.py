@@ -29,14 +29,18 @@ from .util import log, run, tail
 USER = "oneadmin"
 LINK_NET = "169.254.100"  # the link between lab hosts (eth1 in each dom0)
 SERIAL_TAIL = 80
-# QEMU TCG facts for Xen on these machines: no SMAP (the PV dom0 crashes with it), no RDTSCP
-# (QEMU's emulated SVM mis-reports RDTSCP exits and Xen kills PVH/HVM guests); tb-size caps RSS.
-# No AVX family: with it, QEMU 7.2's TCG corrupts dom0 processes whenever vCPUs switch often (a
-# running guest and a busy machine): xl segfaults, `Inconsistency detected by ld.so`, libxl's
-# atfork_lock assertion, "unable to XZ decompress kernel", SSH "Mismatched MAC". Reproduced with
-# a guest running, xl info/list/sched-credit loops in dom0 and two busy host cores: 7 failures
-# in 60 rounds with AVX, none without. XENLAB_CPU overrides the model (for a newer QEMU).
-CPU = "max,-smap,-rdtscp,-avx,-avx2,-fma,-f16c,-avx-vnni,-vaes,-vpclmulqdq"
+# QEMU TCG facts for Xen on these machines. The CPU is an old AMD model plus SVM (PVH and HVM
+# guests need it; TCG emulates AMD's, not Intel's) with nested paging, and without RDTSCP (QEMU's
+# emulated SVM mis-reports RDTSCP exits and Xen kills PVH/HVM guests). Not `max` (less SMAP,
+# which crashes the PV dom0): with it dom0 processes got corrupted under load, on QEMU 7.2 and
+# on 10.0 (bookworm-backports, tried): xl segfaults, `Inconsistency detected by ld.so`, sshd
+# "Corrupted MAC on input" and "error in libcrypto", the guest kernel "unable to XZ decompress"
+# and sftp-server failing until reboot (page cache). Leaving out the AVX family made it rarer,
+# one TCG thread per host did not stop it; a model without XSAVE (Opteron_G3: SSE up to SSE4a,
+# FXSAVE only) did, and runs faster (the whole-life test 286 s against 319 s with `max`; QEMU
+# 10.0 ran it in 187 s, but bookworm's 7.2 is what a fresh machine has).
+# XENLAB_CPU and XENLAB_ACCEL override these.
+CPU = "Opteron_G3,+svm,+npt,-rdtscp"
 ACCEL = "tcg,thread=multi,tb-size=256"
 # sched=credit: OpenNebula's credit weights (4.17 defaults to credit2). bootscrub=0: scrubbing the
 # free RAM in emulated code costs minutes of CPU under TCG, for nothing in a throwaway lab.
@@ -126,7 +130,7 @@ def qemu_argv(plan: HostPlan, image: Image) -> list[str]:
         "-name",
         f"onexen-xenlab-{plan.name}",
         "-accel",
-        ACCEL,
+        os.environ.get("XENLAB_ACCEL") or ACCEL,
         "-cpu",
         os.environ.get("XENLAB_CPU") or CPU,
         "-M",
