@@ -32,7 +32,8 @@ def telling_lines(text: str, limit: int = SERIAL_LINES) -> list[str]:
 
 
 def host_report(host: HostInfo) -> str:
-    """Several lines: QEMU's state, the serial log's telling lines (or its tail), QEMU's own log."""
+    """Several lines: QEMU's state, the serial log's telling lines if any, its last 10 lines, and
+    QEMU's own log."""
     serial = tail(Path(host.serial_log), 2000)
     telling = telling_lines(serial)
     lines = [f"{host.name}: {qemu_state(host)}"]
