@@ -12,11 +12,22 @@ the sudo script's shell (any other use of sudo runs the script, ``bin/.sudo.sh``
 is linked statically when it can be (no dynamic loader at each call), and the server runs a few
 calls itself before it forks any (see ``_warm_up``).
 
+Most ``xl`` calls do not fork at all: the server keeps a few workers (forked children that
+serve one call after another, see ``_Worker``).  A forked child pays ~3 ms of CPU per call for
+the pages it copies on write and frees at exit (CPython writes a reference count on every
+object it touches), five times what the call's own work costs; a worker pays that once.  A
+worker takes the call's fds, cwd, umask, environment and argv as a forked child would, gives
+the fds back (``/dev/null`` in their place) before it answers, and retires rather than carry
+anything into the next call: after a call that imported threading or subprocess (save,
+restore, migrate), set a signal handler, or could not flush its output, and after
+``_WORKER_CALLS`` calls.  ``xentop`` (it sets signal handlers) and the calls that find every
+worker busy are forked as before.  ``running_calls()`` tells calls from idle workers.
+
 The call stays the client's: when the client dies (``timeout``, a closed session, ``stop()``)
-the connection closes and the server kills the child.  Children also die with the server
-(PR_SET_PDEATHSIG), and the server exits when its SimHost lets go of it (the control pipe's
-write end, kept by the SimHost, closes).  Without gcc or a server, the client execs the Python
-wrapper (``bin/.xl.py-wrapper``): slower, same behaviour.
+the connection closes and the server kills the child or the worker.  Children also die with
+the server (PR_SET_PDEATHSIG), and the server exits when its SimHost lets go of it (the control
+pipe's write end, kept by the SimHost, closes).  Without gcc or a server, the client execs the
+Python wrapper (``bin/.xl.py-wrapper``): slower, same behaviour.
 """
 
 from __future__ import annotations
@@ -37,11 +48,18 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from types import ModuleType
 
 CLIENT_SOURCE = os.path.join(os.path.dirname(os.path.realpath(__file__)), "shim", "zygote_client.c")
 SOCKET_NAME = ".zygote.sock"
 TOOLS = ("xl", "xentop")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+# A worker's name (/proc/PID/comm) while it waits for a call; while it runs one it is named
+# after the tool, as a forked call's process is named after the interpreter.
+IDLE_WORKER_NAME = b"simxen-idle"
+_WORKERS = 16  # at most this many per host (sshd's MaxSessions in simxen.host); more calls fork
+_WORKER_CALLS = 2000  # then a worker retires: a slow leak in a verb stays bounded
 
 
 # The simulated sudo script, when the client stands in for it as bin/sudo (see zygote_client.c).
@@ -109,6 +127,26 @@ def answering(bin_dir: Path) -> bool:
         os.close(dirfd)
 
 
+def running_calls(server_pid: int) -> list[int]:
+    """The server's children that are running a call (forked calls and busy workers), for
+    tests that check a call was ended: idle workers are children too."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/comm", "rb") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[1]) == server_pid and fields[0] != b"Z" and name != IDLE_WORKER_NAME:
+            found.append(int(entry))
+    return found
+
+
 # ----------------------------------------------------------------------------- the server
 
 
@@ -126,9 +164,27 @@ def _preimport() -> None:
         __import__(name)
 
 
+class _Worker:
+    """A child of the server that runs calls one after another (see the module's docstring)."""
+
+    __slots__ = ("pid", "sock")
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock  # the server's end; a call goes out on it, its answer comes back
+
+
+# A worker's answer: the call's wait status, as a forked call's waitpid() would give it, and
+# whether the worker leaves after it.
+_ANSWER = struct.Struct("=ii")
+# Handlers a call may set (xentop does): a worker that finds one changed retires.
+_WATCHED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM, signal.SIGPIPE)
+
+
 class _Server:
     def __init__(self, bin_dir: str, control_fd: int, baked_env: dict[str, str]) -> None:
         self.baked_env = baked_env
+        self.cwd = os.getcwd()
         self.control_fd = control_fd
         self.dirfd = os.open(bin_dir, os.O_RDONLY | os.O_DIRECTORY)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -143,12 +199,17 @@ class _Server:
         os.set_blocking(self.wake_r, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self.by_pid: dict[int, socket.socket] = {}  # running child -> its client's connection
-        self.by_fd: dict[int, int] = {}  # connection fd -> child pid
+        self.poller = select.poll()
+        # A running call (a forked child, or a worker) -> its client's connection, and back.
+        self.by_pid: dict[int, socket.socket] = {}
+        self.by_fd: dict[int, int] = {}  # connection fd -> pid
+        self.workers: dict[int, _Worker] = {}  # by the fd of its socket
+        self.worker_pids: dict[int, _Worker] = {}
+        self.idle: list[_Worker] = []
         self.prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def serve(self) -> None:
-        poller = select.poll()
+        poller = self.poller
         poller.register(self.listener, select.POLLIN)
         poller.register(self.control_fd, select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
@@ -163,18 +224,24 @@ class _Server:
                 elif fd == self.wake_r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self.wake_r, 4096)
-                    self._reap(poller)
+                    self._reap()
                 elif fd == self.listener.fileno():
-                    self._accept(poller)
+                    self._accept()
+                elif fd in self.workers:
+                    self._answered(self.workers[fd])
                 elif fd in self.by_fd:
                     # The client sends nothing after its request: readable means it is gone.
+                    pid = self.by_fd[fd]
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.by_fd[fd], signal.SIGKILL)
+                        os.kill(pid, signal.SIGKILL)
                     poller.unregister(fd)
-            self._reap(poller)
+                    worker = self.worker_pids.get(pid)
+                    if worker is not None:
+                        self._forget(worker)  # its end is reaped like a forked call's
+            self._reap()
 
     def _shutdown(self) -> None:
-        for pid in self.by_pid:
+        for pid in [*self.by_pid, *self.worker_pids]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
@@ -183,26 +250,70 @@ class _Server:
                 os.unlink(SOCKET_NAME, dir_fd=self.dirfd)
         os._exit(0)
 
-    def _reap(self, poller: select.poll) -> None:
-        while self.by_pid:
+    # ----- calls ending
+    def _finish(self, pid: int, status: int) -> None:
+        """Tell the call's client how it ended, and let go of its connection."""
+        conn = self.by_pid.pop(pid, None)
+        if conn is None:
+            return
+        fd = conn.fileno()
+        if self.by_fd.pop(fd, None) is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(fd)
+        with contextlib.suppress(OSError):
+            conn.sendall(struct.pack("=i", status))
+        conn.close()
+
+    def _reap(self) -> None:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            conn = self.by_pid.pop(pid, None)
-            if conn is None:
-                continue
-            fd = conn.fileno()
-            if self.by_fd.pop(fd, None) is not None:
-                with contextlib.suppress(KeyError, ValueError):
-                    poller.unregister(fd)
-            with contextlib.suppress(OSError):
-                conn.sendall(struct.pack("=i", status))
-            conn.close()
+            worker = self.worker_pids.get(pid)
+            if worker is not None:
+                # A worker that answered and left: its answer may still wait in its socket.
+                answer = self._read_answer(worker, block=False)
+                self._forget(worker)
+                if answer is not None:
+                    status = answer[0]
+            self._finish(pid, status)
 
-    def _accept(self, poller: select.poll) -> None:
+    def _read_answer(self, worker: _Worker, *, block: bool) -> tuple[int, int] | None:
+        try:
+            data = worker.sock.recv(_ANSWER.size, 0 if block else socket.MSG_DONTWAIT)
+        except OSError:
+            return None
+        return _ANSWER.unpack(data) if len(data) == _ANSWER.size else None
+
+    def _answered(self, worker: _Worker) -> None:
+        answer = self._read_answer(worker, block=True)
+        if answer is None:
+            # Gone without answering (killed, or died): the call's end is its wait status.
+            self._forget(worker)
+            return
+        status, retiring = answer
+        self._finish(worker.pid, status)
+        if retiring:
+            self._forget(worker)
+        else:
+            self.idle.append(worker)
+
+    def _forget(self, worker: _Worker) -> None:
+        """The worker serves no more calls (left, killed, or dead); its process is reaped."""
+        fd = worker.sock.fileno()
+        if self.workers.pop(fd, None) is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(fd)
+        self.worker_pids.pop(worker.pid, None)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(worker)
+        worker.sock.close()
+
+    # ----- calls starting
+    def _accept(self) -> None:
         try:
             conn, _ = self.listener.accept()
         except OSError:
@@ -214,19 +325,59 @@ class _Server:
             conn.close()
             return
         try:
-            pid = os.fork()
+            pid = self._to_a_worker(fds, body)
+            if pid is None:
+                pid = os.fork()
+                if pid == 0:
+                    self._child(conn, fds, body)
         except OSError:
-            for fd in fds:
-                os.close(fd)
             conn.close()
             return
-        if pid == 0:
-            self._child(conn, fds, body)
-        for fd in fds:
-            os.close(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
         self.by_pid[pid] = conn
         self.by_fd[conn.fileno()] = pid
-        poller.register(conn, select.POLLIN)
+        self.poller.register(conn, select.POLLIN)
+
+    def _to_a_worker(self, fds: list[int], body: bytes) -> int | None:
+        """Hand an xl call to an idle worker (a new one while there are fewer than _WORKERS);
+        its pid, or None when the call is to be forked."""
+        if not body.startswith(b"xl\0"):
+            return None
+        while True:
+            worker = self.idle.pop() if self.idle else self._new_worker()
+            if worker is None:
+                return None
+            try:
+                worker.sock.sendmsg(
+                    [struct.pack("=I", len(body)), body],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"={len(fds)}i", *fds))],
+                )
+            except OSError:
+                self._forget(worker)  # gone meanwhile: the next one
+                continue
+            return worker.pid
+
+    def _new_worker(self) -> _Worker | None:
+        if len(self.workers) >= _WORKERS:
+            return None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            ours.close()
+            self._work(theirs)
+        theirs.close()
+        worker = _Worker(pid, ours)
+        self.workers[ours.fileno()] = worker
+        self.worker_pids[pid] = worker
+        self.poller.register(ours, select.POLLIN)
+        return worker
 
     @staticmethod
     def _receive(conn: socket.socket) -> tuple[list[int], bytes]:
@@ -253,55 +404,125 @@ class _Server:
             raise
         return fds, b"".join(chunks)
 
-    def _child(self, conn: socket.socket, fds: list[int], body: bytes) -> None:
-        """Become the call: the client's fds, cwd, umask, environment and argv; never returns."""
-        try:
-            self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for other in self.by_pid.values():
-                other.close()
-            conn.close()
-            self.listener.close()
-            for fd in (self.control_fd, self.wake_r, self.wake_w, self.dirfd):
-                os.close(fd)
-            for target, fd in enumerate(fds):
-                os.dup2(fd, target)
-            for fd in fds:
-                if fd > 2:
-                    os.close(fd)
-            fields = [f.decode("utf-8", "surrogateescape") for f in body.split(b"\0")[:-1]]
-            tool, cwd, umask, argc = fields[0], fields[1], int(fields[2], 8), int(fields[3])
-            args, env = fields[4 : 4 + argc], fields[4 + argc :]
-            with contextlib.suppress(OSError):
-                os.chdir(cwd)
-            os.umask(umask)
-            wanted = dict(item.partition("=")[::2] for item in env if "=" in item[1:])
-            wanted.update(self.baked_env)  # as the wrapper's exports do
-            # Only what differs: every putenv() costs, and the server's own environment is small.
-            for key in [key for key in os.environ if key not in wanted]:
-                del os.environ[key]
-            for key, value in wanted.items():
-                if os.environ.get(key) != value:
-                    os.environ[key] = value
-            import time
+    # ----- in a child
+    def _leave_server(self) -> None:
+        """In a new child: nothing of the server's but the interpreter."""
+        self.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for other in self.by_pid.values():
+            other.close()
+        for worker in self.workers.values():
+            worker.sock.close()
+        self.listener.close()
+        for fd in (self.control_fd, self.wake_r, self.wake_w, self.dirfd):
+            os.close(fd)
 
-            time.tzset()
-            sys.argv = ["-c", *args]  # what `python -c CODE ARGS` shows
-            module = sys.modules["simxen.xentop" if tool == "xentop" else "simxen.xl"]
-            module.command()
+    def _become(self, fds: list[int], body: bytes) -> ModuleType:
+        """Take the call's fds, cwd, umask, environment and argv; the tool's module."""
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        fields = [f.decode("utf-8", "surrogateescape") for f in body.split(b"\0")[:-1]]
+        tool, cwd, umask, argc = fields[0], fields[1], int(fields[2], 8), int(fields[3])
+        args, env = fields[4 : 4 + argc], fields[4 + argc :]
+        try:
+            os.chdir(cwd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.chdir(self.cwd)  # where a forked call stays: the server's (a worker moved)
+        os.umask(umask)
+        wanted = dict(item.partition("=")[::2] for item in env if "=" in item[1:])
+        wanted.update(self.baked_env)  # as the wrapper's exports do
+        # Only what differs: every putenv() costs, and the server's own environment is small.
+        for key in [key for key in os.environ if key not in wanted]:
+            del os.environ[key]
+        for key, value in wanted.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        import time
+
+        time.tzset()
+        sys.argv = ["-c", *args]  # what `python -c CODE ARGS` shows
+        return sys.modules["simxen.xentop" if tool == "xentop" else "simxen.xl"]
+
+    def _child(self, conn: socket.socket, fds: list[int], body: bytes) -> None:
+        """Become the call; never returns."""
+        try:
+            conn.close()
+            self._leave_server()
+            self._become(fds, body).command()
         except SystemExit as e:
-            code = e.code
-            rc = code if isinstance(code, int) else (0 if code is None else 1)
-            if not isinstance(code, int | None):
-                print(code, file=sys.stderr)
-            _flush_and_exit(rc)
+            _flush_and_exit(_exit_code(e))
         except BaseException:
             import traceback
 
             traceback.print_exc()
             _flush_and_exit(1)
         _flush_and_exit(0)
+
+    def _work(self, sock: socket.socket) -> None:
+        """A worker's life: calls until it retires or the server goes; never returns."""
+        try:
+            self._leave_server()
+            # Whatever else the server held when it forked us (the fds of the call that it is
+            # about to hand us): a pipe held open here would never end for its reader.
+            for name in os.listdir("/proc/self/fd"):
+                if int(name) > 2 and int(name) != sock.fileno():
+                    with contextlib.suppress(OSError):
+                        os.close(int(name))
+            handlers = [signal.getsignal(s) for s in _WATCHED_SIGNALS]
+            null = os.open(os.devnull, os.O_RDWR)
+            for served in range(1, _WORKER_CALLS + 1):
+                self.prctl(_PR_SET_NAME, IDLE_WORKER_NAME, 0, 0, 0)
+                try:
+                    fds, body = self._receive(sock)
+                except (OSError, ValueError):
+                    os._exit(0)  # the server closed our socket
+                self.prctl(_PR_SET_NAME, b"xl", 0, 0, 0)
+                rc, flushed = self._call(fds, body)
+                for target in (0, 1, 2):
+                    os.dup2(null, target)  # the client's pipes end when the client does
+                retire = (
+                    not flushed
+                    or served == _WORKER_CALLS
+                    or "threading" in sys.modules
+                    or [signal.getsignal(s) for s in _WATCHED_SIGNALS] != handlers
+                )
+                sock.sendall(_ANSWER.pack((rc & 0xFF) << 8, retire))
+                if retire:
+                    break
+        except BaseException:
+            os._exit(70)
+        os._exit(0)
+
+    def _call(self, fds: list[int], body: bytes) -> tuple[int, bool]:
+        """Run one call as `command()` would, without its exit: (exit code, output flushed)."""
+        try:
+            rc = self._become(fds, body).main()
+        except SystemExit as e:
+            rc = _exit_code(e)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            rc = 1
+        flushed = True
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                rc, flushed = 120, False  # as run_as_command (unwritten output must not linger)
+        return rc, flushed
+
+
+def _exit_code(e: SystemExit) -> int:
+    code = e.code
+    if not isinstance(code, int | None):
+        print(code, file=sys.stderr)
+    return code if isinstance(code, int) else (0 if code is None else 1)
 
 
 def _flush_and_exit(rc: int) -> None:
