@@ -11,13 +11,14 @@ sshd listener's cutime+cstime (the session processes it reaped: sshd's session, 
 sudo, xl), so it does not depend on how busy the machine is.
 
 Each verb is measured twice: through the fork server (``bin/xl``, see simxen.zygote; its CPU adds
-the server's own and that of the children it forked and reaped) and through the Python wrapper
+the server's own, its workers' and that of the children it forked and reaped) and through the Python wrapper
 that runs without a server (``bin/.xl.py-wrapper``: one interpreter start per call).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -66,18 +67,48 @@ def _reaped_cpu(pid: int | None, own: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _server_cpu(pid: int | None) -> dict[int, float]:
+    """CPU of the fork server (its own and its reaped children's) and of its live children (the
+    workers), by pid."""
+    if pid is None:
+        return {}
+    found = {pid: _reaped_cpu(pid, own=True)}
+    for child in zygote.running_calls(pid) + _idle_workers(pid):
+        with contextlib.suppress(OSError):  # ended meanwhile: in the server's reaped figure
+            found[child] = _reaped_cpu(child, own=True)
+    return found
+
+
+def _idle_workers(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm", "rb") as f:
+                if f.read().strip() != zygote.IDLE_WORKER_NAME:
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def measure(
     argv: list[str], calls: int, sshd_pid: int | None = None, zygote_pid: int | None = None
 ) -> tuple[float, float]:
     """(CPU seconds, wall seconds) per call, averaged over ``calls`` sequential calls."""
     cpu0, wall0 = _cpu(), time.perf_counter()
-    srv0 = _reaped_cpu(sshd_pid) + _reaped_cpu(zygote_pid, own=True)
+    srv0 = _reaped_cpu(sshd_pid)
+    server0 = _server_cpu(zygote_pid)
     for _ in range(calls):
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
         if proc.returncode != 0:
             raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
     wall = time.perf_counter() - wall0
-    cpu = _cpu() - cpu0 + _reaped_cpu(sshd_pid) + _reaped_cpu(zygote_pid, own=True) - srv0
+    server = _server_cpu(zygote_pid)
+    cpu = _cpu() - cpu0 + _reaped_cpu(sshd_pid) - srv0
+    cpu += sum(t - server0.get(p, 0.0) for p, t in server.items())  # a new worker counts from zero
     return cpu / calls, wall / calls
 
 
