@@ -127,9 +127,9 @@ def answering(bin_dir: Path) -> bool:
         os.close(dirfd)
 
 
-def running_calls(server_pid: int) -> list[int]:
-    """The server's children that are running a call (forked calls and busy workers), for
-    tests that check a call was ended: idle workers are children too."""
+def children(server_pid: int) -> list[tuple[int, bool]]:
+    """The server's live children, each with whether it is an idle worker (the others are
+    running a call: forked calls and busy workers)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -142,9 +142,14 @@ def running_calls(server_pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[1]) == server_pid and fields[0] != b"Z" and name != IDLE_WORKER_NAME:
-            found.append(int(entry))
+        if int(fields[1]) == server_pid and fields[0] != b"Z":
+            found.append((int(entry), name == IDLE_WORKER_NAME))
     return found
+
+
+def running_calls(server_pid: int) -> list[int]:
+    """The calls running under the server, for tests that check a call was ended."""
+    return [pid for pid, idle in children(server_pid) if not idle]
 
 
 # ----------------------------------------------------------------------------- the server

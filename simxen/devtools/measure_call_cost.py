@@ -73,24 +73,9 @@ def _server_cpu(pid: int | None) -> dict[int, float]:
     if pid is None:
         return {}
     found = {pid: _reaped_cpu(pid, own=True)}
-    for child in zygote.running_calls(pid) + _idle_workers(pid):
+    for child, _ in zygote.children(pid):
         with contextlib.suppress(OSError):  # ended meanwhile: in the server's reaped figure
             found[child] = _reaped_cpu(child, own=True)
-    return found
-
-
-def _idle_workers(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/comm", "rb") as f:
-                if f.read().strip() != zygote.IDLE_WORKER_NAME:
-                    continue
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-        except (OSError, ValueError):
-            continue
     return found
 
 
