@@ -350,7 +350,7 @@ class _Server:
         its pid, or None when the call is to be forked."""
         if not body.startswith(b"xl\0"):
             return None
-        while True:
+        for _ in range(3):  # a worker that died idle is replaced; one that dies at once is not
             worker = self.idle.pop() if self.idle else self._new_worker()
             if worker is None:
                 return None
@@ -363,6 +363,7 @@ class _Server:
                 self._forget(worker)  # gone meanwhile: the next one
                 continue
             return worker.pid
+        return None
 
     def _new_worker(self) -> _Worker | None:
         if len(self.workers) >= _WORKERS:
